@@ -63,12 +63,14 @@ class Label:
         state: int8 (5,) of :class:`PointState`.
         from_prediction: bool (5,); True where the point was accepted from a model prediction.
         moved: bool (5,); True where such a point was then moved by a person.
+        outside: bool (5,); True for a visible point outside the image that an import kept on request.
     """
 
     xy: np.ndarray = field(default_factory=empty_xy)
     state: np.ndarray = field(default_factory=empty_state)
     from_prediction: np.ndarray = field(default_factory=lambda: np.zeros(N_POINTS, dtype=bool))
     moved: np.ndarray = field(default_factory=lambda: np.zeros(N_POINTS, dtype=bool))
+    outside: np.ndarray = field(default_factory=lambda: np.zeros(N_POINTS, dtype=bool))
 
     @property
     def visible(self) -> np.ndarray:

@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 DB_NAME = "project.sqlite"
 IMAGES_DIR = "images"
 MODELS_DIR = "models"
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 _NAME_TO_INDEX = {name: k for k, name in enumerate(LANDMARK_NAMES)}
 
 
@@ -106,6 +106,7 @@ class PointValue:
     y: float = float("nan")
     from_prediction: bool = False
     moved: bool = False
+    outside: bool = False
 
 
 @dataclass(frozen=True)
@@ -209,8 +210,19 @@ CREATE TABLE reviews (
 );
 """
 
+# Version 3 flags visible points outside the image that an import kept on request.
+_SCHEMA_V3 = """
+ALTER TABLE labels ADD COLUMN outside INTEGER NOT NULL DEFAULT 0;
+"""
+
 #: MIGRATIONS[v] upgrades a database at version v to version v + 1.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V2}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V2, 2: _SCHEMA_V3}
+
+
+_LABEL_INSERT = (
+    "INSERT OR REPLACE INTO labels (image_id, annotator_id, landmark, state, x, y, from_prediction, moved, updated_at, outside) "
+    "VALUES (?,?,?,?,?,?,?,?,?,?)"
+)
 
 
 def _is_readonly_error(exc: sqlite3.Error) -> bool:
@@ -249,7 +261,7 @@ class Project:
             raise ProjectReadOnlyError(f"Cannot create a project at {root}: {exc.strerror}. Choose a writable folder.") from exc
         conn = cls._connect(root / DB_NAME, read_only=False)
         with conn:
-            conn.executescript("BEGIN;" + _SCHEMA_V1 + _SCHEMA_V2 + "COMMIT;")
+            conn.executescript("BEGIN;" + _SCHEMA_V1 + _SCHEMA_V2 + _SCHEMA_V3 + "COMMIT;")
         conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         conn.execute("INSERT INTO meta VALUES ('name', ?)", (name or root.name,))
         conn.execute("INSERT INTO meta VALUES ('created_at', ?)", (_now(),))
@@ -527,28 +539,34 @@ class Project:
         if aid is None:
             return label
         rows = self._conn.execute(
-            "SELECT landmark, state, x, y, from_prediction, moved FROM labels WHERE image_id = ? AND annotator_id = ?",
+            "SELECT landmark, state, x, y, from_prediction, moved, outside FROM labels WHERE image_id = ? AND annotator_id = ?",
             (image_id, aid),
         )
-        for name, state, x, y, from_pred, moved in rows:
+        for name, state, x, y, from_pred, moved, outside in rows:
             k = _NAME_TO_INDEX[name]
             label.state[k] = state
             if state == PointState.VISIBLE:
                 label.xy[k] = (x, y)
             label.from_prediction[k] = bool(from_pred)
             label.moved[k] = bool(moved)
+            label.outside[k] = bool(outside)
         return label
 
     def _point_values(self, image_id: int, aid: int, names: Sequence[str]) -> dict[str, PointValue]:
         values = {n: PointValue(PointState.UNLABELLED) for n in names}
         rows = self._conn.execute(
-            "SELECT landmark, state, x, y, from_prediction, moved FROM labels WHERE image_id = ? AND annotator_id = ?",
+            "SELECT landmark, state, x, y, from_prediction, moved, outside FROM labels WHERE image_id = ? AND annotator_id = ?",
             (image_id, aid),
         )
-        for name, state, x, y, fp, mv in rows:
+        for name, state, x, y, fp, mv, out in rows:
             if name in values:
                 values[name] = PointValue(
-                    PointState(state), x if x is not None else float("nan"), y if y is not None else float("nan"), bool(fp), bool(mv)
+                    PointState(state),
+                    x if x is not None else float("nan"),
+                    y if y is not None else float("nan"),
+                    bool(fp),
+                    bool(mv),
+                    bool(out),
                 )
         return values
 
@@ -581,11 +599,11 @@ class Project:
                 visible = v.state == PointState.VISIBLE
                 x, y = (float(v.x), float(v.y)) if visible else (None, None)
                 b = before[name]
-                label_rows.append((image_id, aid, name, int(v.state), x, y, int(v.from_prediction), int(v.moved), stamp))
+                label_rows.append((image_id, aid, name, int(v.state), x, y, int(v.from_prediction), int(v.moved), stamp, int(v.outside)))
                 bx = b.x if b.state == PointState.VISIBLE else None
                 by = b.y if b.state == PointState.VISIBLE else None
                 log_rows.append((stamp, aid, image_id, name, action, int(b.state), bx, by, int(v.state), x, y))
-            c.executemany("INSERT OR REPLACE INTO labels VALUES (?,?,?,?,?,?,?,?,?)", label_rows)
+            c.executemany(_LABEL_INSERT, label_rows)
             c.executemany(
                 "INSERT INTO edit_log (at, annotator_id, image_id, landmark, action, before_state, before_x, before_y, "
                 "after_state, after_x, after_y) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
@@ -625,32 +643,50 @@ class Project:
         labels: dict[int, tuple[np.ndarray, np.ndarray]],
         action: str = "import",
         allow_outside: bool = False,
+        outside: dict[int, np.ndarray] | None = None,
     ) -> int:
         """Write many labels for one annotator in ONE transaction (all or nothing).
 
-        ``labels`` maps image id to (xy (5, 2), state (5,)). Returns the number of images written.
+        ``labels`` maps image id to (xy (5, 2), state (5,)). ``outside`` maps image id to a
+        bool (5,) mask of points kept outside the image (stored as a flag; needs
+        ``allow_outside=True``). Returns the number of images written.
         """
-        aid = self.add_annotator(annotator)
+        return self.import_label_sets({annotator: labels}, action, allow_outside, {annotator: outside or {}})
+
+    def import_label_sets(
+        self,
+        sets: dict[str, dict[int, tuple[np.ndarray, np.ndarray]]],
+        action: str = "import",
+        allow_outside: bool = False,
+        outside: dict[str, dict[int, np.ndarray]] | None = None,
+    ) -> int:
+        """Write labels of several annotators in ONE transaction; see :meth:`import_labels`."""
         stamp = _now()
-        all_values = {}
-        for image_id, (xy, state) in labels.items():
-            values = {}
-            for k, name in enumerate(LANDMARK_NAMES):
-                s = PointState(int(state[k]))
-                x, y = (float(xy[k, 0]), float(xy[k, 1])) if s == PointState.VISIBLE else (float("nan"), float("nan"))
-                values[name] = PointValue(s, x, y)
-            self._check_values(image_id, values, allow_outside)
-            all_values[image_id] = values
+        all_values: dict[tuple[str, int], dict[str, PointValue]] = {}
+        for annotator, labels in sets.items():
+            flags = (outside or {}).get(annotator, {})
+            for image_id, (xy, state) in labels.items():
+                values = {}
+                for k, name in enumerate(LANDMARK_NAMES):
+                    s = PointState(int(state[k]))
+                    x, y = (float(xy[k, 0]), float(xy[k, 1])) if s == PointState.VISIBLE else (float("nan"), float("nan"))
+                    flagged = bool(flags[image_id][k]) if image_id in flags else False
+                    values[name] = PointValue(s, x, y, outside=flagged)
+                self._check_values(image_id, values, allow_outside)
+                all_values[(annotator, image_id)] = values
+        for annotator in sets:
+            self.add_annotator(annotator)
 
         def run(c: sqlite3.Connection) -> int:
             label_rows, log_rows = [], []
-            for image_id, values in all_values.items():
+            for (annotator, image_id), values in all_values.items():
+                aid = self._annotator_ids[annotator]
                 for name, v in values.items():
                     vis = v.state == PointState.VISIBLE
                     x, y = (v.x, v.y) if vis else (None, None)
-                    label_rows.append((image_id, aid, name, int(v.state), x, y, 0, 0, stamp))
+                    label_rows.append((image_id, aid, name, int(v.state), x, y, 0, 0, stamp, int(v.outside)))
                     log_rows.append((stamp, aid, image_id, name, action, None, None, None, int(v.state), x, y))
-            c.executemany("INSERT OR REPLACE INTO labels VALUES (?,?,?,?,?,?,?,?,?)", label_rows)
+            c.executemany(_LABEL_INSERT, label_rows)
             c.executemany(
                 "INSERT INTO edit_log (at, annotator_id, image_id, landmark, action, before_state, before_x, before_y, "
                 "after_state, after_x, after_y) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
