@@ -116,7 +116,11 @@ def _read_label_file(path: Path, fmt: str, annotator: str | None, columns: str |
 def guess_format(path: Path) -> str:
     """Label format from the file suffix: .json is COCO, .csv is CSV, anything else ALRF."""
     suffix = path.suffix.lower()
-    return "coco" if suffix == ".json" else "csv" if suffix == ".csv" else "alrf"
+    if suffix == ".json":
+        return "coco"
+    if suffix == ".csv":
+        return "csv"
+    return "alrf"
 
 
 def import_label_file(
@@ -273,7 +277,7 @@ def export_labels(
     if unknown:
         raise StoreError(f"Unknown annotator(s) {', '.join(unknown)}; the project has: {', '.join(names_all) or 'none'}")
     if fmt in ("alrf", "mtcnn") and len(chosen) != 1:
-        raise StoreError(f"An ALRF file holds one annotator's labels; choose one of {', '.join(chosen)} or export the consensus")
+        raise StoreError(f"An ALRF file contains one annotator's labels; choose one of {', '.join(chosen)} or export the consensus")
     image_ids, chosen, xy, state = project.labels_array(chosen)
     names = export_names(project, image_ids, paths)
     records: list[LabelRecord] = []

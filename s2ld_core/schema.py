@@ -114,14 +114,15 @@ def flip_points(xy: np.ndarray, width: int) -> np.ndarray:
     return out[..., list(FLIP_PERMUTATION), :]
 
 
-def validate_xy(xy: np.ndarray, width: int, height: int) -> list[str]:
-    """Return problems with visible points of shape (5, 2): NaN, infinities or outside the image.
+def validate_xy(xy: np.ndarray, width: int, height: int, names: tuple[str, ...] = LANDMARK_NAMES) -> list[str]:
+    """Return problems with visible points of shape (K, 2): NaN, infinities or outside the image.
 
     A point is inside the image when -0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5.
+    ``names`` labels the K points in the messages.
     """
     problems = []
     for k, (x, y) in enumerate(np.asarray(xy, dtype=np.float64)):
-        name = LANDMARK_NAMES[k]
+        name = names[k]
         if not (np.isfinite(x) and np.isfinite(y)):
             problems.append(f"{name}: coordinate ({x}, {y}) is not a finite number")
         elif not (-0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5):

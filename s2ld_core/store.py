@@ -470,7 +470,7 @@ class Project:
         return next_id
 
     def list_images(self) -> list[ImageInfo]:
-        """All images, ordered by id."""
+        """Return all images, ordered by id."""
         rows = self._conn.execute(
             "SELECT id, file, original_path, sha256, width, height, identity, source FROM images ORDER BY id"
         ).fetchall()
@@ -576,9 +576,9 @@ class Project:
             if name not in _NAME_TO_INDEX:
                 raise InvalidEditError(f"Unknown landmark {name!r}; expected one of {', '.join(LANDMARK_NAMES)}")
             if v.state == PointState.VISIBLE:
-                problems = validate_xy(np.array([[v.x, v.y]]), info.width, info.height)
+                problems = validate_xy(np.array([[v.x, v.y]]), info.width, info.height, names=(name,))
                 if problems and not (allow_outside and np.isfinite(v.x) and np.isfinite(v.y)):
-                    raise InvalidEditError(f"Image {image_id} ({info.original_path}): " + problems[0].replace("left_eye: ", f"{name}: "))
+                    raise InvalidEditError(f"Image {image_id} ({info.original_path}): {problems[0]}")
 
     def apply_values(
         self, image_id: int, annotator: str, values: dict[str, PointValue], action: str = "edit", allow_outside: bool = False
@@ -697,16 +697,27 @@ class Project:
         return self._write(run)
 
     def status(self, annotator: str) -> dict[int, StatusRow]:
-        """Per-image progress of one annotator; images without any of its points are absent (NOT_STARTED)."""
+        """Return per-image progress of one annotator; images without any of its points are absent (NOT_STARTED).
+
+        An image that a reviewer sent back to this annotator counts as PARTIAL until the
+        annotator edits it again, so it reappears among their unfinished images.
+        """
         aid = self._annotator_ids.get(annotator)
         if aid is None:
             return {}
         rows = self._conn.execute(
-            "SELECT image_id, sum(state != 0), sum(state = 2) FROM labels WHERE annotator_id = ? GROUP BY image_id", (aid,)
+            "SELECT image_id, sum(state != 0), sum(state = 2), max(updated_at) FROM labels WHERE annotator_id = ? GROUP BY image_id",
+            (aid,),
         )
+        sent_back = self._sent_back_times(annotator)
         out = {}
-        for image_id, n_lab, n_inv in rows:
-            st = ImageStatus.DONE if n_lab == N_POINTS else (ImageStatus.PARTIAL if n_lab else ImageStatus.NOT_STARTED)
+        for image_id, n_lab, n_inv, updated in rows:
+            if n_lab == N_POINTS and not (image_id in sent_back and sent_back[image_id] >= updated):
+                st = ImageStatus.DONE
+            elif n_lab:
+                st = ImageStatus.PARTIAL
+            else:
+                st = ImageStatus.NOT_STARTED
             out[image_id] = StatusRow(st, int(n_lab), int(n_inv))
         return out
 
@@ -812,7 +823,7 @@ class Project:
         self._write(lambda c: c.executemany("INSERT OR REPLACE INTO predictions VALUES (?,?,?,?,?,?,?,?)", rows))
 
     def get_prediction(self, image_id: int, model_version: str | None = None) -> Prediction | None:
-        """The prediction of ``model_version`` (default: the active model) for one image, or None."""
+        """Return the prediction of ``model_version`` (default: the active model) for one image, or None."""
         version = model_version or self.active_model()
         if version is None:
             return None
@@ -912,12 +923,15 @@ class Project:
         keys = ("at", "image_id", "reviewer", "action", "annotator", "note")
         return [dict(zip(keys, r)) for r in self._conn.execute(sql + " ORDER BY id", args)]
 
-    def sent_back(self, annotator: str) -> set[int]:
-        """Images whose latest review sent them back to ``annotator``."""
+    def _sent_back_times(self, annotator: str) -> dict[int, str]:
         rows = self._conn.execute(
-            "SELECT image_id, action, annotator FROM reviews r WHERE id = (SELECT max(id) FROM reviews WHERE image_id = r.image_id)"
+            "SELECT image_id, action, annotator, at FROM reviews r WHERE id = (SELECT max(id) FROM reviews WHERE image_id = r.image_id)"
         )
-        return {int(i) for i, action, who in rows if action == "send_back" and who == annotator}
+        return {int(i): at for i, action, who, at in rows if action == "send_back" and who == annotator}
+
+    def sent_back(self, annotator: str) -> set[int]:
+        """Return the images whose latest review sent them back to ``annotator``."""
+        return set(self._sent_back_times(annotator))
 
     def integrity_check(self) -> str:
         return self._conn.execute("PRAGMA integrity_check").fetchone()[0]

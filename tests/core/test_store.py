@@ -313,7 +313,14 @@ def test_killed_writer_keeps_committed_edits(project: Project):
 
 
 def test_reviews_send_back(project: Project):
+    for k in range(5):
+        project.set_point(1, "ann", k, PointState.VISIBLE, 5.0, 5.0)
+    assert project.status("ann")[1].status == ImageStatus.DONE
     project.add_review(1, "rev", "send_back", annotator="ann", note="eyes swapped")
+    assert project.status("ann")[1].status == ImageStatus.PARTIAL
+    project.set_point(1, "ann", 0, PointState.VISIBLE, 6.0, 5.0)
+    assert project.status("ann")[1].status == ImageStatus.DONE
+    project.add_review(1, "rev", "send_back", annotator="ann", note="still swapped")
     project.add_review(2, "rev", "accept")
     assert project.sent_back("ann") == {1}
     with pytest.raises(InvalidEditError, match="annotator's name"):
