@@ -166,11 +166,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     with _open(args.project) as project:
         if args.images:
             summary = import_images(project, args.images, source_name="cli import")
-            print(f"images: {summary.describe()}")
             for path, existing in summary.duplicates[:20]:
                 print(f"  duplicate of image {existing}: {path}")
             for path, message in summary.errors:
                 print(f"  failed: {message}")
+            # The summary comes last, so it stays in view after a long list of failures.
+            print(f"images: {summary.describe()}")
             if summary.errors:
                 status = 1
         if args.labels:
@@ -196,7 +197,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             summary, result = export_consensus(project, args.out, args.format, _rule(args), paths=args.paths, one_based=args.one_based)
             print(f"wrote consensus of {summary.written} images to {summary.path} ({result.rule.describe()}); provenance in {summary.path}.json")
         elif args.per_annotator:
-            for summary in export_annotator_files(project, args.out, args.format, args.paths):
+            for summary in export_annotator_files(project, args.out, args.format, args.paths, args.include_incomplete):
                 print(f"wrote {summary.written} labels to {summary.path}")
         else:
             summary = export_labels(

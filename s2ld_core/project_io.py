@@ -12,7 +12,7 @@ import json
 import logging
 import os
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -21,7 +21,7 @@ from . import formats
 from .atomic import write_text_atomic
 from .consensus import ConsensusResult, ConsensusRule, compute_consensus
 from .formats_common import FormatError, FormatProblem, LabelRecord
-from .store import ImportSummary, Project, StoreError
+from .store import ImageInfo, ImportSummary, Project, StoreError
 
 log = logging.getLogger(__name__)
 
@@ -221,25 +221,36 @@ def export_names(project: Project, image_ids: np.ndarray, paths: str = "original
     relative to the project folder (``images/0000001.png``), which stay valid when the
     project moves.
     """
-    infos = {info.id: info for info in project.list_images()}
+    return _export_names(_infos_by_id(project), image_ids, paths)
+
+
+def _infos_by_id(project: Project) -> dict[int, ImageInfo]:
+    return {info.id: info for info in project.list_images()}
+
+
+def _path_parts(path: str) -> list[str]:
+    """Split a path at ``/`` (and ``\\`` on Windows); an absolute path starts with an empty part."""
+    if os.sep == "\\":
+        path = path.replace("\\", "/")
+    parts = path.split("/")
+    return parts[:1] + [part for part in parts[1:] if part and part != "."]
+
+
+def _export_names(infos: dict[int, ImageInfo], image_ids: np.ndarray, paths: str) -> list[str]:
+    # Plain string operations: pathlib objects for 10,000 images took about 0.6 s here.
     if paths == "project":
         return [infos[int(i)].file for i in image_ids]
-    originals = [PurePosixPath(Path(infos[int(i)].original_path).as_posix()) for i in image_ids]
+    originals = [_path_parts(infos[int(i)].original_path) for i in image_ids]
     if not originals:
         return []
-    parents = [p.parent.parts for p in originals]
-    common = 0
-    shortest = min(len(p) for p in parents)
-    while common < shortest and all(p[common] == parents[0][common] for p in parents):
-        common += 1
-    names = [PurePosixPath(*p.parts[common:]).as_posix() for p in originals]
+    common = len(os.path.commonprefix([parts[:-1] for parts in originals]))
+    names = ["/".join(parts[common:]) for parts in originals]
     if len(set(names)) != len(names):
         return [infos[int(i)].file for i in image_ids]
     return names
 
 
-def _sizes(project: Project, image_ids: np.ndarray, names: list[str]) -> dict[str, tuple[int, int]]:
-    infos = {info.id: info for info in project.list_images()}
+def _sizes(infos: dict[int, ImageInfo], image_ids: np.ndarray, names: list[str]) -> dict[str, tuple[int, int]]:
     return {name: (infos[int(i)].width, infos[int(i)].height) for i, name in zip(image_ids, names)}
 
 
@@ -279,7 +290,8 @@ def export_labels(
     if fmt in ("alrf", "mtcnn") and len(chosen) != 1:
         raise StoreError(f"An ALRF file contains one annotator's labels; choose one of {', '.join(chosen)} or export the consensus")
     image_ids, chosen, xy, state = project.labels_array(chosen)
-    names = export_names(project, image_ids, paths)
+    infos = _infos_by_id(project)
+    names = _export_names(infos, image_ids, paths)
     records: list[LabelRecord] = []
     for a, annotator in enumerate(chosen):
         touched = np.any(state[:, a] != 0, axis=1)
@@ -287,17 +299,22 @@ def export_labels(
         records += formats.records_from_arrays([names[i] for i in sel], xy[sel, a], state[sel, a], annotator=annotator)
     header = [f"labels of {', '.join(chosen)} from project {project.name}", f"images: {len(image_ids)}"]
     info = {"project": project.name, "annotators": chosen}
-    return _write(fmt, out, records, _sizes(project, image_ids, names), header, info, include_incomplete, one_based)
+    return _write(fmt, out, records, _sizes(infos, image_ids, names), header, info, include_incomplete, one_based)
 
 
-def export_annotator_files(project: Project, folder: str | os.PathLike, fmt: str = "csv", paths: str = "original") -> list[formats.WriteSummary]:
-    """Write one file per annotator into ``folder`` (``labels_<name>.<ext>``)."""
+def export_annotator_files(
+    project: Project, folder: str | os.PathLike, fmt: str = "csv", paths: str = "original", include_incomplete: bool = False
+) -> list[formats.WriteSummary]:
+    """Write one file per annotator into ``folder`` (``labels_<name>.<ext>``).
+
+    ``include_incomplete`` also writes images with points not labelled yet, as in :func:`export_labels`.
+    """
     folder = Path(folder)
     suffix = {"alrf": ".txt", "mtcnn": ".txt", "csv": ".csv", "coco": ".json"}[fmt]
     out = []
     for annotator in project.annotators():
         name = formats.annotator_file_name(annotator).rsplit(".", 1)[0] + suffix
-        out.append(export_labels(project, folder / name, fmt, [annotator], paths))
+        out.append(export_labels(project, folder / name, fmt, [annotator], paths, include_incomplete=include_incomplete))
     return out
 
 
@@ -326,7 +343,8 @@ def export_consensus(
     out = Path(out)
     image_ids, names, result = project_consensus(project, rule, annotators)
     sel = np.flatnonzero(result.included)
-    export = export_names(project, image_ids, paths)
+    infos = _infos_by_id(project)
+    export = _export_names(infos, image_ids, paths)
     records = formats.records_from_arrays(
         [export[i] for i in sel], result.xy[sel], result.state[sel], annotator=formats.CONSENSUS_ANNOTATOR
     )
@@ -335,7 +353,7 @@ def export_consensus(
     provenance = result.provenance(names) | {"project": project.name, "coordinates": "0-based, centre of pixel (i, j) is (i, j)" if not one_based else "1-based"}
     header = result.rule.header_lines() + [f"annotators: {', '.join(names)}", f"images: {len(sel)} of {len(image_ids)} included"]
     header = [line.lstrip("# ").rstrip() for line in header]
-    summary = _write(fmt, out, records, _sizes(project, image_ids, export), header, provenance, False, one_based)
+    summary = _write(fmt, out, records, _sizes(infos, image_ids, export), header, provenance, False, one_based)
     write_text_atomic(out.with_name(out.name + ".json"), json.dumps(provenance, indent=2) + "\n")
     log.info("Wrote consensus of %d images to %s", len(sel), out)
     return summary, result

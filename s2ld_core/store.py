@@ -34,8 +34,10 @@ log = logging.getLogger(__name__)
 DB_NAME = "project.sqlite"
 IMAGES_DIR = "images"
 MODELS_DIR = "models"
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 _NAME_TO_INDEX = {name: k for k, name in enumerate(LANDMARK_NAMES)}
+# SQL expression for a label row's landmark index; small integers reach Python faster than names.
+_LANDMARK_INDEX_SQL = "CASE landmark " + " ".join(f"WHEN '{name}' THEN {k}" for k, name in enumerate(LANDMARK_NAMES)) + " END"
 
 
 class StoreError(Exception):
@@ -215,8 +217,15 @@ _SCHEMA_V3 = """
 ALTER TABLE labels ADD COLUMN outside INTEGER NOT NULL DEFAULT 0;
 """
 
+# Version 4 adds an index that covers the query of Project.status, so it reads only one
+# annotator's rows instead of scanning the whole table (about 2x faster at 10,000 images x 3
+# annotators in bench/bench_store.py).
+_SCHEMA_V4 = """
+CREATE INDEX labels_by_annotator ON labels (annotator_id, image_id, state, updated_at);
+"""
+
 #: MIGRATIONS[v] upgrades a database at version v to version v + 1.
-MIGRATIONS: dict[int, str] = {1: _SCHEMA_V2, 2: _SCHEMA_V3}
+MIGRATIONS: dict[int, str] = {1: _SCHEMA_V2, 2: _SCHEMA_V3, 3: _SCHEMA_V4}
 
 
 _LABEL_INSERT = (
@@ -261,7 +270,7 @@ class Project:
             raise ProjectReadOnlyError(f"Cannot create a project at {root}: {exc.strerror}. Choose a writable folder.") from exc
         conn = cls._connect(root / DB_NAME, read_only=False)
         with conn:
-            conn.executescript("BEGIN;" + _SCHEMA_V1 + _SCHEMA_V2 + _SCHEMA_V3 + "COMMIT;")
+            conn.executescript("BEGIN;" + _SCHEMA_V1 + _SCHEMA_V2 + _SCHEMA_V3 + _SCHEMA_V4 + "COMMIT;")
         conn.execute("INSERT INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),))
         conn.execute("INSERT INTO meta VALUES ('name', ?)", (name or root.name,))
         conn.execute("INSERT INTO meta VALUES ('created_at', ?)", (_now(),))
@@ -743,27 +752,38 @@ class Project:
         ids = np.asarray(image_ids if image_ids is not None else self.image_ids(), dtype=np.int64)
         xy = np.full((len(ids), len(names), N_POINTS, 2), np.nan)
         state = np.zeros((len(ids), len(names), N_POINTS), dtype=np.int8)
-        if len(ids) == 0 or not names:
+        column_of = {self._annotator_ids[name]: a for a, name in enumerate(names) if name in self._annotator_ids}
+        if len(ids) == 0 or not column_of:
             return ids, names, xy, state
-        row_of = {int(i): r for r, i in enumerate(ids)}
-        for a, name in enumerate(names):
-            aid = self._annotator_ids.get(name)
-            if aid is None:
-                continue
-            rows = self._conn.execute("SELECT image_id, landmark, state, x, y FROM labels WHERE annotator_id = ?", (aid,)).fetchall()
-            if not rows:
-                continue
-            img = np.fromiter((row_of.get(r[0], -1) for r in rows), dtype=np.int64, count=len(rows))
-            lm = np.fromiter((_NAME_TO_INDEX[r[1]] for r in rows), dtype=np.int64, count=len(rows))
-            st = np.fromiter((r[2] for r in rows), dtype=np.int8, count=len(rows))
-            px = np.fromiter((np.nan if r[3] is None else r[3] for r in rows), dtype=np.float64, count=len(rows))
-            py = np.fromiter((np.nan if r[4] is None else r[4] for r in rows), dtype=np.float64, count=len(rows))
-            keep = img >= 0
-            img, lm, st, px, py = img[keep], lm[keep], st[keep], px[keep], py[keep]
-            state[img, a, lm] = st
-            vis = st == PointState.VISIBLE
-            xy[img[vis], a, lm[vis], 0] = px[vis]
-            xy[img[vis], a, lm[vis], 1] = py[vis]
+
+        # One scan of the table for all chosen annotators. The unary + keeps SQLite from reading
+        # through labels_by_annotator, which would need a table lookup for x and y of every row.
+        marks = ",".join("?" * len(column_of))
+        rows = self._conn.execute(
+            f"SELECT image_id, annotator_id, {_LANDMARK_INDEX_SQL}, state, x, y FROM labels WHERE +annotator_id IN ({marks})",
+            tuple(column_of),
+        ).fetchall()
+        if not rows:
+            return ids, names, xy, state
+        image_col, annotator_col, landmark_col, state_col, x_col, y_col = zip(*rows)
+
+        # Rows of images outside ``ids`` are dropped; ``ids`` need not be sorted.
+        order = np.argsort(ids, kind="stable")
+        img = np.asarray(image_col, dtype=np.int64)
+        pos = np.minimum(np.searchsorted(ids[order], img), len(ids) - 1)
+        keep = ids[order][pos] == img
+        row = order[pos][keep]
+        column = np.asarray([column_of[a] for a in annotator_col], dtype=np.int64)[keep]
+        lm = np.asarray(landmark_col, dtype=np.int64)[keep]
+        st = np.asarray(state_col, dtype=np.int8)[keep]
+        # sqlite3 returns NULL as None, which numpy turns into NaN in a float array.
+        px = np.asarray(x_col, dtype=np.float64)[keep]
+        py = np.asarray(y_col, dtype=np.float64)[keep]
+
+        state[row, column, lm] = st
+        vis = st == PointState.VISIBLE
+        xy[row[vis], column[vis], lm[vis], 0] = px[vis]
+        xy[row[vis], column[vis], lm[vis], 1] = py[vis]
         return ids, names, xy, state
 
     def edit_log(self, image_id: int | None = None, limit: int | None = None) -> list[dict]:

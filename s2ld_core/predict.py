@@ -1,0 +1,127 @@
+"""Landmark prediction with a trained G2 checkpoint.
+
+:class:`Predictor` owns the device and the network. It takes face crops of any size (H x W x 3
+uint8 RGB, the whole crop being the face) and returns points in each crop's own pixels.
+torch is imported when a predictor is built, not when this module is imported, so a GUI
+can import it at start-up without paying for torch.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from s2ld_core import schema
+from s2ld_core.heatmaps import DEFAULT_VISIBILITY_THRESHOLD
+
+if TYPE_CHECKING:
+    import torch
+
+    from s2ld_core.checkpoint import ModelCard
+    from s2ld_core.model import G2
+
+log = logging.getLogger(__name__)
+
+#: Folder of the model shipped with the application.
+DEFAULT_MODEL_DIR = Path(__file__).resolve().parents[1] / "assets" / "models" / "default"
+
+
+def _traced(model: "G2", device: "torch.device") -> "G2":
+    """Return a module that runs a TorchScript trace of ``model`` and keeps its ``config``."""
+    import torch
+
+    size = model.config.input_size
+    example = torch.zeros(2, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    with torch.inference_mode(), warnings.catch_warnings():
+        # torch 2.13 marks TorchScript as deprecated; it still gives the fastest CPU graph here.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        graph = torch.jit.freeze(torch.jit.trace(model, example))
+
+    class TracedG2(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.config = model.config
+            self.graph = graph
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return self.graph(x)
+
+    return TracedG2().eval()
+
+
+class Predictor:
+    """A G2 network ready for inference: eval mode, no gradients, batched.
+
+    Args:
+        checkpoint: checkpoint folder (``model.safetensors`` and ``card.json``); defaults to
+            the shipped model.
+        device: "auto" (CUDA when available, else CPU), "cpu", "cuda", "cuda:1", ...
+        flip: average heatmaps with those of the mirrored face (test-time flip); about
+            halves throughput and lowers the error.
+        batch_size: faces per forward pass.
+        threads: CPU threads for torch; None leaves torch's setting alone.
+        fuse: fold batch norms into convolutions for speed (same outputs up to rounding).
+        jit: trace and freeze the network with TorchScript for speed (same outputs up to rounding).
+    """
+
+    def __init__(
+        self,
+        checkpoint: str | Path | None = None,
+        device: str = "auto",
+        flip: bool = True,
+        batch_size: int = 64,
+        threads: int | None = None,
+        fuse: bool = True,
+        jit: bool = True,
+    ) -> None:
+        import torch
+
+        from s2ld_core.checkpoint import load_checkpoint
+        from s2ld_core.model import fuse_batchnorm
+        from s2ld_core.train import pick_device
+
+        if threads is not None:
+            torch.set_num_threads(threads)
+        self.device: torch.device = pick_device(device)
+        self.folder = Path(checkpoint) if checkpoint is not None else DEFAULT_MODEL_DIR
+        model, card = load_checkpoint(self.folder, "cpu")
+        if fuse and model.config.norm == "batch":
+            fuse_batchnorm(model)
+        self.model: G2 = model.to(self.device).to(memory_format=torch.channels_last).eval()
+        if jit:
+            self.model = _traced(self.model, self.device)
+        self.card: ModelCard = card
+        self.flip = flip
+        self.batch_size = batch_size
+        self.visibility_threshold = float(card.heatmap.get("visibility_threshold", DEFAULT_VISIBILITY_THRESHOLD))
+        log.info("loaded model %s from %s on %s", card.model_id, self.folder, self.device)
+
+    @property
+    def model_version(self) -> str:
+        return self.card.model_id
+
+    def predict_arrays(self, images: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Predict points for face crops.
+
+        Returns xy (N, K, 2) float64 in each crop's pixels, confidence (N, K) float32 in
+        [0, 1] and the visibility decision (N, K) bool.
+        """
+        from s2ld_core.inference import predict_points
+
+        if len(images) == 0:
+            k = self.model.config.n_landmarks
+            return np.zeros((0, k, 2)), np.zeros((0, k), np.float32), np.zeros((0, k), bool)
+        xy, confidence = predict_points(self.model, list(images), self.device, self.flip, self.batch_size)
+        return xy, confidence, confidence >= self.visibility_threshold
+
+    def predict(self, images: list[np.ndarray]) -> list[schema.Prediction]:
+        """Predict points for face crops (H x W x 3 uint8 RGB, any size) as :class:`schema.Prediction` objects."""
+        xy, confidence, visible = self.predict_arrays(images)
+        return [
+            schema.Prediction(xy=xy[i], confidence=confidence[i], visible=visible[i], model_version=self.model_version)
+            for i in range(len(xy))
+        ]
