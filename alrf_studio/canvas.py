@@ -7,8 +7,9 @@ inverse and are never rounded. Widget coordinates are Qt's logical paint coordin
 values that ``QMouseEvent.position()`` reports.
 
 Points are drawn as layers (:class:`PointLayer`) above the image. The layer named
-:data:`EDIT_LAYER` contains the current annotator's points and is the only one that can be dragged;
-other layers (other annotators, model predictions) are drawn with their own marker style.
+:data:`EDIT_LAYER` contains the current annotator's points; other layers (other annotators, model
+predictions) are drawn with their own marker style. A layer with ``draggable=True`` can be pressed
+and dragged too, but the canvas only reports that through :attr:`FaceCanvas.layer_point_released`.
 """
 
 from __future__ import annotations
@@ -68,6 +69,8 @@ class PointLayer:
         opacity: 0..1 for the whole layer.
         caption: short text drawn beside each point (for example an annotator's name); empty for none.
         colours: RGB per point; defaults to the schema colours.
+        draggable: its points can be pressed and dragged like those of the edit layer, which
+            wins where both are within reach.
     """
 
     name: str
@@ -78,6 +81,7 @@ class PointLayer:
     opacity: float = 1.0
     caption: str = ""
     colours: tuple[tuple[int, int, int], ...] = field(default=COLOURS)
+    draggable: bool = False
 
 
 class FaceCanvas(QWidget):
@@ -93,6 +97,9 @@ class FaceCanvas(QWidget):
     move_finished = Signal(int, float, float, float, float)
     #: A point of the edit layer was pressed (selected) without being moved.
     point_pressed = Signal(int)
+    #: A point of a draggable layer other than the edit layer was released:
+    #: (layer name, index, moved, x, y); x, y is where it was dropped, or its own position when not moved.
+    layer_point_released = Signal(str, int, bool, float, float)
     #: Cursor position in image pixels; NaN, NaN when the cursor leaves the canvas.
     cursor_moved = Signal(float, float)
     #: Zoom or pan changed.
@@ -126,6 +133,7 @@ class FaceCanvas(QWidget):
         self._pan_start: QPointF | None = None
         self._pan_button = Qt.MouseButton.NoButton
         self._drag_index: int | None = None
+        self._drag_layer = EDIT_LAYER
         self._drag_start_widget = QPointF()
         self._drag_start_xy = (0.0, 0.0)
         self._drag_moved = False
@@ -380,8 +388,8 @@ class FaceCanvas(QWidget):
 
     # ------------------------------------------------------------------ mouse and keys
 
-    def _hit_point(self, pos: QPointF) -> int | None:
-        layer = self._layers.get(EDIT_LAYER)
+    def _hit_point(self, pos: QPointF, layer_name: str = EDIT_LAYER) -> int | None:
+        layer = self._layers.get(layer_name)
         if layer is None:
             return None
         best, best_d = None, GRAB_RADIUS
@@ -393,6 +401,20 @@ class FaceCanvas(QWidget):
             if d <= best_d:
                 best, best_d = k, d
         return best
+
+    def _hit_draggable(self, pos: QPointF) -> tuple[str, int] | None:
+        """Return (layer name, index) of the draggable point under ``pos``; the edit layer first, then higher z."""
+        hit = self._hit_point(pos)
+        if hit is not None:
+            return EDIT_LAYER, hit
+        if not self.editable:
+            return None
+        for layer in sorted(self._layers.values(), key=lambda item: -item.z):
+            if layer.draggable and layer.name != EDIT_LAYER:
+                hit = self._hit_point(pos, layer.name)
+                if hit is not None:
+                    return layer.name, hit
+        return None
 
     def mousePressEvent(self, event: QMouseEvent) -> None:
         pos = event.position()
@@ -406,15 +428,18 @@ class FaceCanvas(QWidget):
             return
         if button != Qt.MouseButton.LeftButton or self._image is None:
             return
-        hit = self._hit_point(pos)
-        if hit is not None:
-            layer = self._layers[EDIT_LAYER]
+        found = self._hit_draggable(pos)
+        if found is not None:
+            name, hit = found
+            layer = self._layers[name]
+            self._drag_layer = name
             self._drag_index = hit
             self._drag_start_widget = pos
             self._drag_start_xy = (float(layer.xy[hit, 0]), float(layer.xy[hit, 1]))
             self._drag_moved = False
-            self._selected = hit
-            self.point_pressed.emit(hit)
+            if name == EDIT_LAYER:
+                self._selected = hit
+                self.point_pressed.emit(hit)
             self.update()
             return
         x, y = self.map_to_image(pos)
@@ -433,8 +458,9 @@ class FaceCanvas(QWidget):
                 self._drag_moved = True
                 # The preview moves the drawn marker only; the store is written on release.
                 x, y = self._clamped(*self.map_to_image(pos))
-                layer = self._layers[EDIT_LAYER]
-                layer.xy[self._drag_index] = (x, y)
+                layer = self._layers.get(self._drag_layer)
+                if layer is not None:
+                    layer.xy[self._drag_index] = (x, y)
         x, y = self.map_to_image(pos)
         self.cursor_moved.emit(x, y)
         self.update()
@@ -446,12 +472,15 @@ class FaceCanvas(QWidget):
             return
         if event.button() != Qt.MouseButton.LeftButton or self._drag_index is None:
             return
-        k, moved = self._drag_index, self._drag_moved
+        k, moved, name = self._drag_index, self._drag_moved, self._drag_layer
         self._drag_index = None
         self._drag_moved = False
-        if moved and self.editable:
+        x0, y0 = self._drag_start_xy
+        if name != EDIT_LAYER:
+            x, y = self._clamped(*self.map_to_image(event.position())) if moved else (x0, y0)
+            self.layer_point_released.emit(name, k, moved, x, y)
+        elif moved and self.editable:
             x, y = self._clamped(*self.map_to_image(event.position()))
-            x0, y0 = self._drag_start_xy
             self.move_finished.emit(k, x0, y0, x, y)
 
     def _clamped(self, x: float, y: float) -> tuple[float, float]:

@@ -170,6 +170,8 @@ def cmd_import(args: argparse.Namespace) -> int:
                 print(f"  duplicate of image {existing}: {path}")
             for path, message in summary.errors:
                 print(f"  failed: {message}")
+            for path in summary.ignored[:20]:
+                print(f"  ignored (not an image type): {path}")
             # The summary comes last, so it stays in view after a long list of failures.
             print(f"images: {summary.describe()}")
             if summary.errors:

@@ -22,6 +22,8 @@ from s2ld_core.store import Project
 from . import dialogs
 
 if TYPE_CHECKING:
+    from s2ld_core.consensus import ConsensusRule
+
     from .main_window import MainWindow
 
 log = logging.getLogger(__name__)
@@ -62,12 +64,10 @@ def do_export_labels(project: Project, path: Path, annotator: str) -> str:
     return f"Wrote {summary.written} labels of {annotator} to {summary.path} ({summary.skipped_incomplete} unfinished images left out)."
 
 
-def do_export_consensus(project: Project, path: Path, min_annotators: int) -> str:
-    """Merge the annotators with the default rule and ``min_annotators``, and write the consensus."""
-    from s2ld_core.consensus import ConsensusRule
+def do_export_consensus(project: Project, path: Path, rule: "ConsensusRule") -> str:
+    """Merge the annotators under ``rule`` and write the consensus."""
     from s2ld_core.project_io import export_consensus, guess_format
 
-    rule = ConsensusRule(min_annotators=min_annotators)
     summary, result = export_consensus(project, path, guess_format(path), rule)
     return f"Wrote the consensus of {summary.written} of {result.n_images} images ({rule.describe()}) to {summary.path}."
 
@@ -210,12 +210,14 @@ def _export_labels(window: "MainWindow") -> None:
 
 
 def _export_consensus(window: "MainWindow") -> None:
-    n, ok = QInputDialog.getInt(window, "Export consensus", "Minimum finished annotators per image:", 3, 1, 99)
-    if not ok:
+    from .consensus_dialog import ask_consensus_rule
+
+    rule = ask_consensus_rule(window)
+    if rule is None:
         return
     path, _ = QFileDialog.getSaveFileName(window, "Export consensus", "consensus.txt", LABEL_FILE_FILTER)
     if path:
-        _guarded(window, "Export consensus", lambda: do_export_consensus(window.project, Path(path), n))
+        _guarded(window, "Export consensus", lambda: do_export_consensus(window.project, Path(path), rule))
 
 
 def _build_dataset(window: "MainWindow") -> None:

@@ -8,8 +8,10 @@ switching images never rebuilds the list.
 
 from __future__ import annotations
 
+import math
 import os
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, Callable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt, Signal
 from PySide6.QtGui import QBrush, QColor
@@ -41,6 +43,21 @@ STATUS_FILTERS: dict[str, str] = {
     "done": "Done",
     "invisible": "Has invisible points",
 }
+
+
+@dataclass
+class ScoreColumn:
+    """An extra numeric column after :data:`COLUMNS`, such as model confidence.
+
+    Rows without a value show nothing and sort last; with ``larger_first`` an ascending sort
+    puts the largest value first.
+    """
+
+    key: str
+    title: str
+    larger_first: bool = False
+    decimals: int = 2
+    values: dict[int, float] = field(default_factory=dict)
 
 
 def status_from_label(label: Label) -> StatusRow:
@@ -79,6 +96,7 @@ class ImageListModel(QAbstractTableModel):
         self._status: dict[int, StatusRow] = {}
         self._n_done = 0
         self._n_partial = 0
+        self._score_columns: list[ScoreColumn] = []
 
     def set_images(self, images: list[ImageInfo], status: dict[int, StatusRow]) -> None:
         self.beginResetModel()
@@ -145,16 +163,43 @@ class ImageListModel(QAbstractTableModel):
     def image_ids(self) -> list[int]:
         return list(self._row_of)
 
+    def add_score_column(self, column: ScoreColumn) -> int:
+        """Append ``column`` after the fixed columns and return its index."""
+        index = len(COLUMNS) + len(self._score_columns)
+        self.beginInsertColumns(QModelIndex(), index, index)
+        self._score_columns.append(column)
+        self.endInsertColumns()
+        return index
+
+    def score_column(self, key: str) -> int:
+        """Return the index of the score column named ``key``; KeyError when there is none."""
+        for n, column in enumerate(self._score_columns):
+            if column.key == key:
+                return len(COLUMNS) + n
+        raise KeyError(f"no score column {key!r}")
+
+    def set_scores(self, key: str, values: dict[int, float]) -> None:
+        """Replace the values of score column ``key`` (image id -> value)."""
+        index = self.score_column(key)
+        self._score_columns[index - len(COLUMNS)].values = dict(values)
+        if self._images:
+            self.dataChanged.emit(self.index(0, index), self.index(len(self._images) - 1, index))
+
+    def score(self, key: str, image_id: int) -> float | None:
+        return self._score_columns[self.score_column(key) - len(COLUMNS)].values.get(image_id)
+
     # ------------------------------------------------------------------ Qt model
 
     def rowCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self._images)
 
     def columnCount(self, parent: QModelIndex | QPersistentModelIndex = QModelIndex()) -> int:
-        return 0 if parent.isValid() else len(COLUMNS)
+        return 0 if parent.isValid() else len(COLUMNS) + len(self._score_columns)
 
     def headerData(self, section: int, orientation: Qt.Orientation, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
         if orientation == Qt.Orientation.Horizontal and role == Qt.ItemDataRole.DisplayRole:
+            if section >= len(COLUMNS):
+                return self._score_columns[section - len(COLUMNS)].title
             return COLUMNS[section]
         return None
 
@@ -163,6 +208,8 @@ class ImageListModel(QAbstractTableModel):
             return None
         info = self._images[index.row()]
         col = index.column()
+        if col >= len(COLUMNS):
+            return self._score_data(self._score_columns[col - len(COLUMNS)], info.id, role)
         if role == Qt.ItemDataRole.DisplayRole:
             if col == COL_ID:
                 return str(info.id)
@@ -190,6 +237,17 @@ class ImageListModel(QAbstractTableModel):
             return info.original_path
         return None
 
+    @staticmethod
+    def _score_data(column: ScoreColumn, image_id: int, role: int) -> Any:
+        value = column.values.get(image_id)
+        if role == Qt.ItemDataRole.DisplayRole:
+            return "" if value is None else f"{value:.{column.decimals}f}"
+        if role == SORT_ROLE:
+            if value is None or not math.isfinite(value):
+                return math.inf
+            return -value if column.larger_first else value
+        return None
+
 
 class ImageFilterProxy(QSortFilterProxyModel):
     """Filters rows by text (file or identity) and by status."""
@@ -199,6 +257,7 @@ class ImageFilterProxy(QSortFilterProxyModel):
         self.setSortRole(SORT_ROLE)
         self._text = ""
         self._status_filter = "all"
+        self._row_filters: dict[str, Callable[[int], bool]] = {}
 
     def sort(self, column: int, order: Qt.SortOrder = Qt.SortOrder.AscendingOrder) -> None:
         # The source rows are already in id order; sorting 10,000 rows through Python data()
@@ -211,7 +270,16 @@ class ImageFilterProxy(QSortFilterProxyModel):
         return self.sourceModel()  # type: ignore[return-value]
 
     def is_unfiltered(self) -> bool:
-        return not self._text and self._status_filter == "all"
+        return not self._text and self._status_filter == "all" and not self._row_filters
+
+    def set_row_filter(self, key: str, accepts: Callable[[int], bool] | None) -> None:
+        """Show only images for which ``accepts(image_id)`` is True, besides the other filters; None removes filter ``key``."""
+        self.beginFilterChange()
+        if accepts is None:
+            self._row_filters.pop(key, None)
+        else:
+            self._row_filters[key] = accepts
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def set_text(self, text: str) -> None:
         self.beginFilterChange()
@@ -226,10 +294,12 @@ class ImageFilterProxy(QSortFilterProxyModel):
         self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
 
     def filterAcceptsRow(self, source_row: int, source_parent: QModelIndex | QPersistentModelIndex) -> bool:
-        if not self._text and self._status_filter == "all":
+        if self.is_unfiltered():
             return True
         model = self.source()
         info = model.info_at(source_row)
+        if not all(accepts(info.id) for accepts in self._row_filters.values()):
+            return False
         if self._text and self._text not in model.file_name(source_row).lower() and self._text not in info.identity.lower():
             return False
         key = self._status_filter
@@ -311,9 +381,9 @@ class ImageListPanel(QWidget):
         if not index.isValid():
             selection.clearSelection()
             return
-        selection.setCurrentIndex(
-            index, selection.SelectionFlag.ClearAndSelect | selection.SelectionFlag.Rows
-        )
+        # A row already in a multi-row selection (Ctrl- or Shift-click) keeps that selection.
+        flags = selection.SelectionFlag.NoUpdate if selection.isRowSelected(index.row()) else selection.SelectionFlag.ClearAndSelect
+        selection.setCurrentIndex(index, flags | selection.SelectionFlag.Rows)
         # Scroll only when the row is out of view, and then put it at the top: stepping
         # through images then repaints the whole table once a page, not on every step.
         rect = self.view.visualRect(index)
@@ -370,3 +440,8 @@ class ImageListPanel(QWidget):
 
     def first_image(self) -> int | None:
         return self._id_at_proxy_row(0) if self.proxy.rowCount() else None
+
+    def selected_ids(self) -> list[int]:
+        """Image ids of the selected rows, in the shown order."""
+        rows = sorted(index.row() for index in self.view.selectionModel().selectedRows())
+        return [self._id_at_proxy_row(r) for r in rows]

@@ -32,10 +32,12 @@ from s2ld_core.store import Project, StoreError
 from . import dialogs
 from .actions import Actions, create_actions
 from .adjustments import AdjustmentsPanel, DisplayAdjustments, apply_adjustments, qimage_to_rgb, rgb_to_qimage
+from .assist_ui import install_model_assist
 from .canvas import EDIT_LAYER, FaceCanvas, MarkerStyle, PointLayer
 from .image_list import ImageListPanel, status_from_label
 from .labelling import LabelSession
 from .legend import LegendWidget
+from .review import install_review
 from .thumbnails import ThumbnailPanel
 
 log = logging.getLogger(__name__)
@@ -110,6 +112,8 @@ class MainWindow(QMainWindow):
         if first is not None:
             self.show_image(first)
         self._update_counts()
+        self.model_assist = install_model_assist(self)
+        self.review = install_review(self)
 
     # ------------------------------------------------------------------ layout
 

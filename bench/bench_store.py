@@ -6,7 +6,7 @@ The images are distinct small PNGs made from the 40 committed fixture faces
 (tests/fixtures/lowres_faces): each face is area-resized to a side of 16-31 px and one
 pixel encodes the image number, so every file has its own SHA-256. Each annotator's labels
 are the fixture landmarks scaled to the new size plus 0.4 px Gaussian noise, with 2% of the
-points marked invisible; they are stored for all annotators in one transaction.
+points marked invisible. The labels of all annotators are stored in one transaction.
 
 Stages:
 - import: ``Project.add_images`` on all files (hash, decode, PNG re-encode, copy, insert), once.
@@ -129,6 +129,7 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true", help="print the results without editing docs/benchmarks.md")
     args = parser.parse_args()
     names = [f"annotator_{a + 1}" for a in range(args.annotators)]
+    load_before = os.getloadavg()[0]
 
     with tempfile.TemporaryDirectory() as temp:
         temp = Path(temp)
@@ -162,13 +163,15 @@ def main() -> None:
             results[fmt] = time_stage(export, args.repeat)
         written = results["alrf"][2][0].written
 
+    load_after = os.getloadavg()[0]
     n_labels = args.images * args.annotators
     alrf_median, alrf_best, _ = results["alrf"]
     body = f"""Command: `python bench/bench_store.py --images {args.images} --annotators {args.annotators} --repeat {args.repeat}`
 
 Machine: {cpu_name()}, {os.cpu_count()} logical CPUs, {platform.system()}, Python {platform.python_version()},
 SQLite {sqlite3.sqlite_version}, numpy {np.__version__}; single process; local disk. The machine was shared
-with other jobs, so times vary between runs (up to about 2x). Images: {args.images} distinct PNGs of
+with other jobs (1-minute load average {load_before:.1f} at the start, {load_after:.1f} at the end), so times
+vary between runs: up to about 2x for the timed stages and 3x for the image import. Images: {args.images} distinct PNGs of
 16-31 px made from the committed fixture faces; labels: {args.annotators} annotators, 0.4 px noise,
 2% invisible points. Database after import: {db_mb:.1f} MB.
 

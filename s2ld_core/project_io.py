@@ -72,6 +72,7 @@ def import_images(
     from .imageio import is_supported
 
     files: list[Path] = []
+    ignored: list[str] = []
     identities: dict[Path, str] = {}
     for source in sources:
         source = Path(source)
@@ -81,6 +82,8 @@ def import_images(
                 if is_supported(rel):
                     files.append(source / rel)
                     identities[source / rel] = identity_from_path(rel) or ""
+                else:
+                    ignored.append(str(source / rel))
         else:
             files.append(source)
             identities[source] = identity_from_path(source.name) or ""
@@ -92,6 +95,9 @@ def import_images(
     wanted = [p for p in files if is_supported(p) or not p.exists()]
     summary = project.add_images(wanted, identity=lambda p: identities.get(p, ""), source=source_name, progress=progress, cancel=cancel)
     summary.errors = summary_errors + summary.errors
+    summary.ignored = ignored
+    if ignored:
+        log.info("Ignored %d files that are not images, e.g. %s", len(ignored), ignored[0])
     return summary
 
 

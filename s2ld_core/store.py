@@ -131,9 +131,13 @@ class ImportSummary:
     added: list[int] = field(default_factory=list)
     duplicates: list[tuple[str, int]] = field(default_factory=list)  # (path, id of the image already there)
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, message)
+    ignored: list[str] = field(default_factory=list)  # files in imported folders that are not images
 
     def describe(self) -> str:
-        return f"{len(self.added)} added, {len(self.duplicates)} duplicates skipped, {len(self.errors)} failed"
+        text = f"{len(self.added)} added, {len(self.duplicates)} duplicates skipped, {len(self.errors)} failed"
+        if self.ignored:
+            text += f", {len(self.ignored)} files in the folders ignored because their type is not an image type"
+        return text
 
 
 _SCHEMA_V1 = """

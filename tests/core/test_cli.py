@@ -248,8 +248,13 @@ def test_import_same_folder_twice_reports_duplicates(tmp_path, capsys):
     run(capsys, "import", project, "--images", FACES_DIR)
     code, out, _ = run(capsys, "import", project, "--images", FACES_DIR)
     assert code == 0
-    assert out.splitlines()[-1] == "images: 0 added, 40 duplicates skipped, 0 failed"
+    assert out.splitlines()[-1] == (
+        "images: 0 added, 40 duplicates skipped, 0 failed, "
+        "2 files in the folders ignored because their type is not an image type"
+    )
     assert out.count("  duplicate of image ") == 20
+    assert "  ignored (not an image type): " in out
+    assert "points.csv" in out
 
 
 def test_status_counts_per_annotator(labelled_project, capsys):

@@ -7,6 +7,8 @@ import pytest
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QFileDialog, QInputDialog, QProgressDialog, QPushButton
 
+from alrf_studio import consensus_dialog
+from s2ld_core.consensus import ConsensusRule
 from s2ld_core.schema import PointState
 
 from .conftest import ANNOTATOR, click, open_window, widget_pos
@@ -90,7 +92,7 @@ def test_export_consensus_of_three(qtbot, tmp_path, monkeypatch, project, faces,
         project.import_labels(name, {image_id: (faces[0].points + dx, np.full(5, PointState.VISIBLE, dtype=np.int8))})
     window = open_window(qtbot, project)
     out = tmp_path / "consensus.csv"
-    monkeypatch.setattr(QInputDialog, "getInt", lambda *a, **k: (3, True))
+    monkeypatch.setattr(consensus_dialog, "ask_consensus_rule", lambda *a, **k: ConsensusRule(min_annotators=3))
     monkeypatch.setattr(QFileDialog, "getSaveFileName", lambda *a, **k: (str(out), ""))
     window.actions.file.export_consensus.trigger()
     assert messages[-1][0] == "info", messages
