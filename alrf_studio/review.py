@@ -28,7 +28,7 @@ from PySide6.QtGui import QAction, QDesktopServices, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QFileDialog, QMessageBox, QVBoxLayout, QWidget
 
 from s2ld_core.consensus import compute_consensus
-from s2ld_core.schema import N_POINTS, PointState
+from s2ld_core.schema import N_POINTS
 from s2ld_core.store import StoreError
 
 from . import dialogs
@@ -91,6 +91,7 @@ class ReviewController(QObject):
         self._snapshot_seconds = 0.0
         self._stale = True
         self._blind_before = True
+        self._dock_placed = False
         self._fit_keys = window.actions.view.fit.shortcuts()
         self.panel: AgreementPanel | None = None
 
@@ -197,6 +198,12 @@ class ReviewController(QObject):
             self.overlay.show()
             w.add_layer_provider(ANNOTATOR_PREFIX, self._annotator_layers)
             w.add_layer_provider(REVIEW_PREFIX, self._consensus_layers)
+            if not self._dock_placed:
+                # Sharing the Points panel's place gives the flag tables the full height.
+                points = w.findChild(QDockWidget, "dock:Points")
+                if points is not None:
+                    w.tabifyDockWidget(points, self.dock)
+                self._dock_placed = True
             self.dock.show()
             self.dock.raise_()
             self._update_dock()
@@ -297,13 +304,13 @@ class ReviewController(QObject):
             return
         current = self.window.current_image_id
         row = snapshot.row(current) if current is not None else None
-        here = -1 if row is None else row
+        current_row = -1 if row is None else row
         rows = [snapshot.row(i) for i in flagged]
         if step > 0:
-            later = [i for i, r in zip(flagged, rows) if r > here]
+            later = [i for i, r in zip(flagged, rows) if r > current_row]
             target = later[0] if later else flagged[0]
         else:
-            earlier = [i for i, r in zip(flagged, rows) if r < here] if row is not None else []
+            earlier = [i for i, r in zip(flagged, rows) if r < current_row] if row is not None else []
             target = earlier[-1] if earlier else flagged[-1]
         self.window.show_image(target)
 

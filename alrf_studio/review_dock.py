@@ -58,6 +58,7 @@ def _table(columns: tuple[str, ...]) -> QTableWidget:
     table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
     table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
     table.horizontalHeader().setStretchLastSection(True)
+    table.setWordWrap(True)
     return table
 
 
@@ -88,6 +89,8 @@ class ReviewDock(QWidget):
         self.flag_table = _table(FLAG_COLUMNS)
         self.spread_table = _table(SPREAD_COLUMNS)
         self.spread_table.setRowCount(N_POINTS)
+        row_height = self.spread_table.verticalHeader().defaultSectionSize()
+        self.spread_table.setMinimumHeight(row_height * (N_POINTS + 1) + 8)
         self.history = QLabel()
         self.history.setWordWrap(True)
 
@@ -129,9 +132,9 @@ class ReviewDock(QWidget):
         layout.addWidget(self.legend)
         layout.addLayout(nav)
         layout.addWidget(QLabel("Flags"))
-        layout.addWidget(self.flag_table, 2)
+        layout.addWidget(self.flag_table, 1)
         layout.addWidget(QLabel("Consensus and spread"))
-        layout.addWidget(self.spread_table, 1)
+        layout.addWidget(self.spread_table, 0)
         layout.addWidget(self.history)
         layout.addLayout(decide)
         layout.addWidget(help_label)
@@ -169,6 +172,7 @@ class ReviewDock(QWidget):
         for row, flag in enumerate(flags):
             error = "" if math.isnan(flag.error_iod) else f"{flag.error_iod:.0%} IOD"
             _fill_row(self.flag_table, row, [flag.kind_text, flag.annotator, flag.point, error, flag.detail], colour_of.get(flag.annotator))
+        self.flag_table.resizeRowsToContents()
         self._show_spread(snapshot, image_id)
 
         on_image = [snapshot.annotators[a] for a in snapshot.annotators_on(image_id)]

@@ -22,6 +22,7 @@ from PySide6.QtCore import QEvent, QObject, QProcess, QProcessEnvironment, Qt, S
 from PySide6.QtGui import QColor
 from PySide6.QtWidgets import (
     QComboBox,
+    QDockWidget,
     QFormLayout,
     QHBoxLayout,
     QLabel,
@@ -203,7 +204,9 @@ class TrainingPanel(QWidget):
         box.addWidget(self.comparison_table)
         box.addLayout(self.ced_layout)
         box.addWidget(self.activate_button)
-        self.comparison_box.hide()
+        # The box keeps its place while empty, so that filling it does not lay out the whole window again.
+        self.comparison_title.setText("<b>Old versus new</b>: shown here when a run finishes.")
+        self.activate_button.setEnabled(False)
 
     def ensure_plots(self) -> None:
         """Build the pyqtgraph plots (the import takes a noticeable fraction of a second, so it waits for first use)."""
@@ -366,7 +369,7 @@ class TrainingPanel(QWidget):
         self.error_label.hide()
         self.details.hide()
         self.details.clear()
-        self.comparison_box.hide()
+        self.activate_button.setEnabled(False)
 
     def _read_stdout(self) -> None:
         if self.process is None:
@@ -568,6 +571,9 @@ def install_training_panel(window: "MainWindow", controller: "ModelAssist | None
     """Add the training dock to ``window`` (hidden until the Model menu opens it); returns the panel."""
     panel = TrainingPanel(window, controller)
     dock = window.add_dock("Training", panel, Qt.DockWidgetArea.RightDockWidgetArea)
+    display = window.findChild(QDockWidget, "dock:Display")
+    if display is not None:
+        window.tabifyDockWidget(display, dock)
     dock.hide()
     if controller is not None:
         controller.show_training.triggered.connect(lambda: (dock.show(), dock.raise_()))

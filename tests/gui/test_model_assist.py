@@ -263,7 +263,7 @@ def test_training_run_compares_and_activates(qtbot, training_window):
     assert len(panel.nme_curve.getData()[0]) == 2
     assert "tuned" in _registry(window.project)[0]
     assert window.project.active_model() == "tiny-fixture"
-    assert panel.comparison_box.isVisibleTo(panel)
+    assert panel.activate_button.isEnabled()
     headers = [panel.comparison_table.horizontalHeaderItem(c).text() for c in range(panel.comparison_table.columnCount())]
     assert headers == ["tiny-fixture (active)", "tuned (new)"]
     new_nme = panel.comparison["models"]["tuned"]["nme"]
