@@ -1,7 +1,7 @@
 """The training dock: retrain the project's model from human labels in a separate process.
 
-The panel starts :mod:`s2ld_core.train_worker` with QProcess, reads its JSON lines as they
-arrive (the GUI thread only parses lines and updates plots, so it never waits on training),
+The panel starts :mod:`s2ld_core.train_worker` with QProcess and reads its JSON lines as they
+arrive. The GUI thread only parses lines and updates plots, so it never waits on training. It
 plots the loss per batch and the validation NME per epoch with pyqtgraph, and shows the time
 left. Stop ends early and keeps the best weights; Cancel discards the run. A finished run is a
 new registered version; the panel shows it beside the active model on the same validation faces
@@ -24,11 +24,13 @@ from PySide6.QtWidgets import (
     QComboBox,
     QDockWidget,
     QFormLayout,
+    QHeaderView,
     QHBoxLayout,
     QLabel,
     QPlainTextEdit,
     QProgressBar,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QTableWidget,
     QTableWidgetItem,
@@ -195,8 +197,9 @@ class TrainingPanel(QWidget):
         self.comparison_table = QTableWidget(5, 2)
         self.comparison_table.setVerticalHeaderLabels(["Mean NME", "Median NME", "Failure rate (NME > 0.1)", "AUC at 0.1", "Faces"])
         self.comparison_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
-        self.comparison_table.setMaximumHeight(28 + 5 * 24)
-        self.comparison_table.horizontalHeader().setStretchLastSection(True)
+        self.comparison_table.verticalHeader().setDefaultSectionSize(22)
+        self.comparison_table.setFixedHeight(30 + 5 * 22)
+        self.comparison_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.activate_button = QPushButton("Activate new model")
         self.activate_button.clicked.connect(self.activate)
         self.ced_layout = QVBoxLayout()
@@ -228,7 +231,8 @@ class TrainingPanel(QWidget):
         self.ced_plot.setTitle("CED on the validation faces", color="k", size="9pt")
         self.ced_plot.setLabel("bottom", "NME (inter-ocular)")
         self.ced_plot.setLabel("left", "share of faces")
-        self.ced_plot.addLegend(offset=(-8, 8))
+        self.ced_plot.getAxis("bottom").enableAutoSIPrefix(False)
+        self.ced_plot.addLegend(offset=(-8, -8))
         for plot in (self.loss_plot, self.nme_plot, self.ced_plot):
             plot.setMinimumHeight(120)
             plot.setMaximumHeight(170)
@@ -469,9 +473,9 @@ class TrainingPanel(QWidget):
     def _on_done(self, event: dict) -> None:
         self.new_version = str(event["version"])
         self.comparison = event.get("comparison")
-        how = " (stopped early)" if event.get("stopped_by") == "stop" else ""
+        stopped_note = " (stopped early)" if event.get("stopped_by") == "stop" else ""
         self.status_label.setText(
-            f"Registered {self.new_version}{how} in {format_duration(float(event.get('elapsed_s') or 0))}: "
+            f"Registered {self.new_version}{stopped_note} in {format_duration(float(event.get('elapsed_s') or 0))}: "
             f"best validation NME {_number(event.get('best_val_nme'))} at epoch {event.get('best_epoch')}."
         )
         if self.comparison:
@@ -517,7 +521,6 @@ class TrainingPanel(QWidget):
                 if version == new:
                     item.setForeground(QColor(*NEW_COLOUR))
                 self.comparison_table.setItem(row, column, item)
-        self.comparison_table.resizeColumnsToContents()
 
         import pyqtgraph as pg
 
@@ -570,7 +573,11 @@ class _CloseWatcher(QObject):
 def install_training_panel(window: "MainWindow", controller: "ModelAssist | None" = None) -> TrainingPanel:
     """Add the training dock to ``window`` (hidden until the Model menu opens it); returns the panel."""
     panel = TrainingPanel(window, controller)
-    dock = window.add_dock("Training", panel, Qt.DockWidgetArea.RightDockWidgetArea)
+    scroll = QScrollArea()
+    scroll.setWidget(panel)
+    scroll.setWidgetResizable(True)
+    scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+    dock = window.add_dock("Training", scroll, Qt.DockWidgetArea.RightDockWidgetArea)
     display = window.findChild(QDockWidget, "dock:Display")
     if display is not None:
         window.tabifyDockWidget(display, dock)

@@ -82,7 +82,7 @@ def main() -> None:
     window.resize(1280, 800)
     window.show()
     panel = window.model_assist.training_panel
-    panel.parentWidget().show()
+    window.model_assist.show_training.trigger()
     panel.set_option("source", "annotator")
     panel.annotator_combo.setCurrentText("bench")
     panel.set_option("device", "cpu")

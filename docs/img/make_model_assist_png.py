@@ -41,7 +41,7 @@ def main() -> None:
 
     window = MainWindow(project, "alice")
     window.actions.navigate.auto_advance.setChecked(False)
-    window.resize(1400, 860)
+    window.resize(1400, 1000)
     window.show()
     assist = window.model_assist
     loop = QEventLoop()
@@ -69,6 +69,15 @@ def main() -> None:
     loop.exec()
     assist.set_order("confidence")
     window.show_image(window.current_image_id)
+    from PySide6.QtWidgets import QDockWidget, QScrollArea
+
+    points = window.findChild(QDockWidget, "dock:Points")
+    training = window.findChild(QDockWidget, "dock:Training")
+    window.resizeDocks([points, training], [250, 700], Qt.Orientation.Vertical)
+    window.resizeDocks([training], [440], Qt.Orientation.Horizontal)
+    app.processEvents()
+    scroll = training.findChild(QScrollArea)
+    scroll.verticalScrollBar().setValue(scroll.verticalScrollBar().maximum())
     app.processEvents()
     window.grab().save(str(OUT))
     window.close()
