@@ -3,9 +3,9 @@
 Usage:
     python bench/bench_model.py [--model DIR] [--threads 2] [--faces 2048] [--repeat 5] [--train-batches 20]
 
-Faces are the committed fixture crops (16-32 px) repeated to ``--faces``. Every timing is the
-median of ``--repeat`` runs over all faces and counts everything from uint8 crops to points in
-crop pixels. Also reported: what channels-last memory, batch-norm fusion and a TorchScript trace
+Faces are the committed fixture crops (16-32 px) repeated to ``--faces``. Stages run in turn,
+``--repeat`` rounds, and the median and best time over all faces are reported; totals count
+everything from uint8 crops to points in crop pixels. Also reported: what channels-last memory, batch-norm fusion and a TorchScript trace
 each change, the decoding share of G2's time, and training seconds per epoch on 5,381 faces
 (estimated from ``--train-batches`` batches of the default preset).
 """
@@ -28,22 +28,12 @@ sys.path.insert(0, str(REPO))
 from s2ld_core.baselines import ONetPredictor  # noqa: E402
 from s2ld_core.checkpoint import load_checkpoint  # noqa: E402
 from s2ld_core.heatmaps import decode_heatmaps  # noqa: E402
-from s2ld_core.inference import predict_points, run_heatmaps, stack_inputs  # noqa: E402
+from s2ld_core.inference import run_heatmaps, stack_inputs  # noqa: E402
 from s2ld_core.model import fuse_batchnorm, normalise_input  # noqa: E402
-from s2ld_core.predict import DEFAULT_MODEL_DIR  # noqa: E402
+from s2ld_core.predict import DEFAULT_MODEL_DIR, Predictor  # noqa: E402
 from s2ld_core.training_data import Sample, load_points_csv  # noqa: E402
 
 FIXTURE_CSV = REPO / "tests" / "fixtures" / "lowres_faces" / "points.csv"
-
-
-def median_time(fn, repeat: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
 
 
 def forward_only(model, inputs: np.ndarray, channels_last: bool, batch: int = 64):
@@ -65,7 +55,7 @@ def main() -> int:
     parser.add_argument("--model", type=Path, default=DEFAULT_MODEL_DIR, help="checkpoint folder (default: the shipped model)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default: 2)")
     parser.add_argument("--faces", type=int, default=2048, help="faces per timed run (default: 2048)")
-    parser.add_argument("--repeat", type=int, default=5, help="timed runs per measurement; the median is reported (default: 5)")
+    parser.add_argument("--repeat", type=int, default=5, help="rounds over all stages; the median and best are reported (default: 5)")
     parser.add_argument("--train-batches", type=int, default=20, help="training batches timed for the epoch estimate, 0 to skip (default: 20)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
@@ -80,7 +70,7 @@ def main() -> int:
 
     print(f"machine: {platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
           f"torch {torch.__version__}, Python {platform.python_version()}")
-    print(f"faces: {n} fixture crops of 16-32 px, batch 64, median of {args.repeat} runs\n")
+    print(f"faces: {n} fixture crops of 16-32 px, batch 64, {args.repeat} rounds\n")
 
     raw, _ = load_checkpoint(args.model)
     fused, _ = load_checkpoint(args.model)
@@ -88,43 +78,53 @@ def main() -> int:
     fused_cl = fused.to(memory_format=torch.channels_last)
     inputs = stack_inputs(images, raw.config.input_size)
 
-    rows = []
-    t_resize = median_time(lambda: stack_inputs(images, raw.config.input_size), args.repeat)
-    rows.append(("resize crops to 32x32 (OpenCV)", t_resize))
-    t_plain = median_time(forward_only(raw, inputs, False), args.repeat)
-    rows.append(("G2 forward, plain", t_plain))
+    maps = run_heatmaps(fused_cl, inputs, torch.device("cpu"))
+    onet = ONetPredictor()
+    onet_inputs = onet.make_inputs(images)
     raw_cl, _ = load_checkpoint(args.model)
     raw_cl = raw_cl.to(memory_format=torch.channels_last)
-    rows.append(("G2 forward, channels-last", median_time(forward_only(raw_cl, inputs, True), args.repeat)))
-    t_fused = median_time(forward_only(fused_cl, inputs, True), args.repeat)
-    rows.append(("G2 forward, channels-last + fused batch norm", t_fused))
     with torch.inference_mode():
         example = normalise_input(torch.from_numpy(inputs[:64]).permute(0, 3, 1, 2)).contiguous(memory_format=torch.channels_last)
         traced = torch.jit.freeze(torch.jit.trace(fused_cl, example))
-    rows.append(("G2 forward, + TorchScript trace and freeze", median_time(forward_only(traced, inputs, True), args.repeat)))
-
-    maps = run_heatmaps(fused_cl, inputs, torch.device("cpu"))
-    t_decode = median_time(lambda: decode_heatmaps(maps, 5), args.repeat)
-    rows.append(("decode heatmaps (arg-max + Newton step)", t_decode))
     cpu = torch.device("cpu")
-    t_total = median_time(lambda: predict_points(fused_cl, images, cpu, flip=False), args.repeat)
-    rows.append(("**G2 total, no flip** (resize + forward + decode + map back)", t_total))
-    t_total_flip = median_time(lambda: predict_points(fused_cl, images, cpu, flip=True), args.repeat)
-    rows.append(("G2 total, with test-time flip", t_total_flip))
+    predictor = Predictor(args.model, device="cpu", flip=False)
+    predictor_flip = Predictor(args.model, device="cpu", flip=True)
 
-    onet = ONetPredictor()
-    onet_inputs = onet.make_inputs(images)
-    rows.append(("O-Net: cut and resize crops to 48x48", median_time(lambda: onet.make_inputs(images), args.repeat)))
-    rows.append(("O-Net: forward", median_time(lambda: onet.run(onet_inputs), args.repeat)))
-    t_onet = median_time(lambda: onet.predict_arrays(images), args.repeat)
-    rows.append(("**MTCNN O-Net total**", t_onet))
+    stages = {
+        "resize crops to 32x32 (OpenCV)": lambda: stack_inputs(images, raw.config.input_size),
+        "G2 forward, plain": forward_only(raw, inputs, False),
+        "G2 forward, channels-last": forward_only(raw_cl, inputs, True),
+        "G2 forward, channels-last + fused batch norm": forward_only(fused_cl, inputs, True),
+        "G2 forward, + TorchScript trace and freeze": forward_only(traced, inputs, True),
+        "decode heatmaps (arg-max + Newton step)": lambda: decode_heatmaps(maps, 5),
+        "**G2 total, no flip** (Predictor: resize + forward + decode + map back)": lambda: predictor.predict_arrays(images),
+        "G2 total, with test-time flip (Predictor default)": lambda: predictor_flip.predict_arrays(images),
+        "O-Net: cut and resize crops to 48x48": lambda: onet.make_inputs(images),
+        "O-Net: forward": lambda: onet.run(onet_inputs),
+        "**MTCNN O-Net total**": lambda: onet.predict_arrays(images),
+    }
+    # Round-robin over the stages, so a change in machine load hits every stage alike.
+    times = {name: [] for name in stages}
+    for fn in stages.values():
+        fn()
+    for _ in range(args.repeat):
+        for name, fn in stages.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    rows = [(name, statistics.median(t), min(t)) for name, t in times.items()]
+    best = {name: b for name, _, b in rows}
+    t_total = best["**G2 total, no flip** (Predictor: resize + forward + decode + map back)"]
+    t_total_flip = best["G2 total, with test-time flip (Predictor default)"]
+    t_onet = best["**MTCNN O-Net total**"]
+    t_decode = best["decode heatmaps (arg-max + Newton step)"]
 
-    print("| stage | seconds | faces/s |")
-    print("|---|---|---|")
-    for name, seconds in rows:
-        print(f"| {name} | {seconds:.3f} | {rate(seconds)} |")
+    print("| stage | median s | best s | faces/s (best) |")
+    print("|---|---|---|---|")
+    for name, median, fastest in rows:
+        print(f"| {name} | {median:.3f} | {fastest:.3f} | {rate(fastest)} |")
     print()
-    print(f"G2 (no flip) / O-Net speed ratio: {t_onet / t_total:.2f}x; with flip: {t_onet / t_total_flip:.2f}x")
+    print(f"speed ratios from the best runs: G2 (no flip) / O-Net: {t_onet / t_total:.2f}x; with flip: {t_onet / t_total_flip:.2f}x")
     print(f"decoding share of G2 total (no flip): {100 * t_decode / t_total:.1f}%")
 
     if args.train_batches:

@@ -38,9 +38,9 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB, $(uname
 echo "clone:   $CLONE"
 git clone --quiet "$SRC" "$CLONE" || exit 1
 
-# 1. The first README command: starts the app. Offscreen and limited to 120 s, because the
+# 1. The first README command: starts the app. Offscreen and limited to 45 s, because the
 #    window waits for a person; exit 124 (the time limit) means it was still running.
-step app-offscreen env QT_QPA_PLATFORM=offscreen timeout 120 ./run.sh
+step app-offscreen env QT_QPA_PLATFORM=offscreen timeout 45 ./run.sh
 echo "    (exit 124 = the app was still running when the time limit stopped it)"
 grep -m3 -iE "error|traceback" "$WORK/app-offscreen.log" | sed 's/^/    /'
 

@@ -110,16 +110,20 @@ def decode_heatmaps(heatmaps: np.ndarray, n_landmarks: int | None = None) -> tup
     rows = np.arange(n * k)
     peak = maps[rows, iy, ix]
 
-    # Log values on the 3x3 neighbourhood; indices are clipped so border peaks stay in range.
-    logs = np.log(np.maximum(maps, 1e-6))
+    # Log values of the 3x3 neighbourhood only; indices are clipped so border peaks stay in range.
     xm, xp = np.clip(ix - 1, 0, w - 1), np.clip(ix + 1, 0, w - 1)
     ym, yp = np.clip(iy - 1, 0, h - 1), np.clip(iy + 1, 0, h - 1)
-    centre = logs[rows, iy, ix]
-    dx = 0.5 * (logs[rows, iy, xp] - logs[rows, iy, xm])
-    dy = 0.5 * (logs[rows, yp, ix] - logs[rows, ym, ix])
-    dxx = logs[rows, iy, xp] - 2.0 * centre + logs[rows, iy, xm]
-    dyy = logs[rows, yp, ix] - 2.0 * centre + logs[rows, ym, ix]
-    dxy = 0.25 * (logs[rows, yp, xp] - logs[rows, yp, xm] - logs[rows, ym, xp] + logs[rows, ym, xm])
+
+    def log_at(y: np.ndarray, x: np.ndarray) -> np.ndarray:
+        return np.log(np.maximum(maps[rows, y, x], 1e-6))
+
+    centre = log_at(iy, ix)
+    left, right, up, down = log_at(iy, xm), log_at(iy, xp), log_at(ym, ix), log_at(yp, ix)
+    dx = 0.5 * (right - left)
+    dy = 0.5 * (down - up)
+    dxx = right - 2.0 * centre + left
+    dyy = down - 2.0 * centre + up
+    dxy = 0.25 * (log_at(yp, xp) - log_at(yp, xm) - log_at(ym, xp) + log_at(ym, xm))
 
     det = dxx * dyy - dxy * dxy
     interior = (ix > 0) & (ix < w - 1) & (iy > 0) & (iy < h - 1)

@@ -371,17 +371,28 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, help="use only the first N training faces")
     parser.add_argument("--model-id", default="g2-default", help="id written into the card (default: g2-default)")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument("--init", help="checkpoint folder to start from (fine-tuning); default: random weights")
+    parser.add_argument("--lr", type=float, help="override the preset's peak learning rate")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
     config = TrainConfig(**PRESETS[args.preset], threads=args.threads, max_minutes=args.max_minutes, seed=args.seed)
     if args.epochs:
         config.epochs = args.epochs
+    if args.lr:
+        config.lr = args.lr
+    initial_state, parent = None, None
+    if args.init:
+        from s2ld_core.checkpoint import load_checkpoint
+
+        start_model, start_card = load_checkpoint(args.init, "cpu")
+        config.model = start_model.config
+        initial_state, parent = start_model.state_dict(), start_card.model_id
     torch.set_num_threads(args.threads)
     samples = load_cnn_facepoint(args.data, "train", limit=args.limit)
 
     result = None
-    for event in train(samples, config):
+    for event in train(samples, config, initial_state=initial_state):
         if event.kind == "epoch":
             log.info("epoch %d/%d loss %.4f val NME %.4f (best %.4f) lr %.2e %.0f s", event.epoch, event.epochs,
                      event.loss, event.val_nme, event.best_val_nme, event.lr, event.elapsed_s)
@@ -389,7 +400,7 @@ def main(argv: list[str] | None = None) -> int:
             log.info("%s: %s", event.kind, event.message)
         result = event.result or result
 
-    card = result_card(result, config, args.model_id, sources=["cnn_facepoint:train"])
+    card = result_card(result, config, args.model_id, sources=["cnn_facepoint:train"], parent=parent)
     save_checkpoint(result.model, card, args.out)
     log.info("validation: %s", result.val_metrics)
     return 0
