@@ -22,10 +22,18 @@ Point states
 
 How the parts fit
     :mod:`schema` defines the five points and the label types. :mod:`store` keeps a
-    project in SQLite. :mod:`formats` reads and writes ALRF, MTCNN, CSV and COCO files.
-    :mod:`dataset` picks an ALRF-style image set from a TinyFace-like tree.
-    :mod:`consensus` merges annotators. The model lives in :mod:`model`,
-    :mod:`heatmaps`, :mod:`train`, :mod:`predict` and :mod:`metrics`.
+    project in SQLite, and :mod:`imageio` decodes every image that enters it.
+    :mod:`formats` reads and writes ALRF, MTCNN, CSV and COCO files, and
+    :mod:`project_io` applies them to a project. :mod:`dataset` picks an ALRF-style image
+    set from a TinyFace-like tree. :mod:`consensus` merges annotators, :mod:`agreement`
+    flags their disagreements and :mod:`report` writes the agreement report.
+    The G2 network is :mod:`model`; :mod:`heatmaps` encodes targets and decodes points,
+    :mod:`augment` and :mod:`lowres` make low-resolution faces, :mod:`training_data`,
+    :mod:`train` and :mod:`checkpoint` train and store it, :mod:`predict` and
+    :mod:`inference` run it, and :mod:`metrics`, :mod:`evaluation` and :mod:`baselines`
+    measure it. :mod:`assist` pre-labels projects and builds training sets from human
+    labels, :mod:`train_worker` trains in a separate process, and :mod:`demo` and
+    :mod:`demo_run` build and run the demo project.
 """
 
 __version__ = "0.1.0"
