@@ -63,6 +63,7 @@ def ask_for_project(parent: QWidget | None = None) -> Project | None:
     """Show the start dialog until a project is opened or the user quits."""
     while True:
         start = dialogs.StartDialog(parent)
+        log.info("Showing the start dialog (open, create or demo project)")
         if not start.exec():
             return None
         if start.choice == dialogs.StartDialog.OPEN:
@@ -100,6 +101,7 @@ def run_gui(project_path: str | None) -> int:
     """Run the app on ``project_path`` (or ask for a project); returns the exit code."""
     app = ensure_application()
     dialogs.install_excepthook()
+    log.info("ALRF Studio started on the Qt platform %s", app.platformName())
 
     project = open_project(Path(project_path)) if project_path else ask_for_project()
     if project is None:
@@ -110,6 +112,7 @@ def run_gui(project_path: str | None) -> int:
         return 0
     window = create_main_window(project, annotator)
     window.show()
+    log.info("Showing project %s to annotator %s", project.root, annotator)
     code = app.exec()
     project.close()
     return code

@@ -96,10 +96,18 @@ class StartDialog(QDialog):
         self.setWindowTitle("ALRF Studio")
         self.choice: str | None = None
         layout = QVBoxLayout(self)
-        layout.addWidget(QLabel("<b>ALRF Studio</b><br>Landmarks for low-resolution faces.<br>Open or create a project to start."))
-        for key, text in ((self.OPEN, "Open project…"), (self.NEW, "New project…"), (self.DEMO, "Open the demo project")):
+        layout.addWidget(QLabel("<b>ALRF Studio</b><br>Landmarks for low-resolution faces.<br>Try the demo, or open or create a project."))
+        choices = (
+            (self.DEMO, "Open the demo project (300 real tiny faces, pre-labelled)"),
+            (self.OPEN, "Open project…"),
+            (self.NEW, "New project…"),
+        )
+        for key, text in choices:
             button = QPushButton(text)
             button.clicked.connect(lambda _checked=False, k=key: self._choose(k))
+            # The demo is the default, so Enter opens it on a first start.
+            button.setDefault(key == self.DEMO)
+            button.setAutoDefault(key == self.DEMO)
             layout.addWidget(button)
         quit_button = QPushButton("Quit")
         quit_button.clicked.connect(self.reject)

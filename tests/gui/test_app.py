@@ -57,3 +57,16 @@ def test_excepthook_logs_and_shows_message(qtbot, monkeypatch, caplog, messages)
     assert "RuntimeError: wheel event on a closed project" in messages[0][2]
     assert "Traceback" not in messages[0][2]
     assert any("wheel event on a closed project" in r.getMessage() for r in caplog.records)
+
+
+def test_start_dialog_enter_opens_demo(qtbot):
+    from PySide6.QtCore import Qt, QTimer
+
+    from alrf_studio import dialogs
+
+    dialog = dialogs.StartDialog()
+    qtbot.addWidget(dialog)
+    # exec() runs a nested event loop, so the key press is sent from a timer inside it.
+    QTimer.singleShot(50, lambda: qtbot.keyClick(dialog, Qt.Key.Key_Return))
+    assert dialog.exec()
+    assert dialog.choice == dialogs.StartDialog.DEMO
