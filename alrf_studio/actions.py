@@ -108,7 +108,8 @@ def create_actions(parent: QObject) -> Actions:
         export_labels=_action(parent, "&Export labels…", tip="Write one annotator's labels as ALRF, CSV or COCO"),
         build_dataset=_action(parent, "&Build dataset…", tip="Choose an ALRF-style image set from a TinyFace-like folder"),
         export_consensus=_action(parent, "Export &consensus…", tip="Merge the annotators' points and write the consensus"),
-        quit=_action(parent, "&Quit", (QKeySequence.StandardKey.Quit,)),
+        # Qt has no standard Quit key on Windows, so Ctrl+Q is named as well.
+        quit=_action(parent, "&Quit", ("Ctrl+Q",)),
     )
 
     nudge, steps = [], []

@@ -291,13 +291,16 @@ class ModelAssist(QObject):
 
     def update_device_label(self, training_note: str = "") -> None:
         """Show which model runs on which device, and any CPU fallback."""
-        version = self.window.project.active_model() or "default model"
+        active = self.window.project.active_model()
+        version = active or "default model"
         if self._loaded is not None and self._loaded[0] == version:
             text = f"Model {version} on {self._loaded[1]}"
             if self._loaded[2]:
                 text += f" ({self._loaded[2]})"
         else:
-            text = f"Model {version} (not loaded; device {self.device})"
+            # An active model is one whose predictions pre-labelling stored; the network loads only to predict again.
+            stored = "predictions stored; " if active is not None else ""
+            text = f"Model {version} ({stored}loads on first pre-label)"
         if training_note:
             text += f" \u00b7 {training_note}"
         self.device_label.setText(text)

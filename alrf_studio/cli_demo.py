@@ -63,9 +63,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def _run_headless(args: argparse.Namespace) -> int:
     from s2ld_core.demo import run_headless_demo
 
+    # The default headless folder holds only this run's output, so each run rebuilds it.
+    overwrite = args.overwrite or not args.project
     target = Path(args.project) if args.project else headless_project_dir()
     print(f"building the demo project at {target}", flush=True)
-    summary = run_headless_demo(target, args.out, model_dir=args.model, overwrite=args.overwrite, progress=_ProgressPrinter())
+    summary = run_headless_demo(target, args.out, model_dir=args.model, overwrite=overwrite, progress=_ProgressPrinter())
     print_summary(summary)
     return 0
 

@@ -350,6 +350,8 @@ class ImageListPanel(QWidget):
         # select_image scrolls by pages itself; Qt's own scroll-to-current would scroll one row per step.
         self.view.setAutoScroll(False)
         self.view.setWordWrap(False)
+        # Names of one set share a long prefix (crowd_centerface_...), so the middle is elided, not the end.
+        self.view.setTextElideMode(Qt.TextElideMode.ElideMiddle)
         vheader = self.view.verticalHeader()
         vheader.setVisible(False)
         vheader.setSectionResizeMode(QHeaderView.ResizeMode.Fixed)

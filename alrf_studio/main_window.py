@@ -32,6 +32,7 @@ from s2ld_core.store import Project, StoreError
 from . import dialogs
 from .actions import Actions, create_actions
 from .adjustments import AdjustmentsPanel, DisplayAdjustments, apply_adjustments, qimage_to_rgb, rgb_to_qimage
+from .app import APPLICATION
 from .assist_ui import install_model_assist
 from .canvas import EDIT_LAYER, FaceCanvas, MarkerStyle, PointLayer
 from .image_list import ImageListPanel, status_from_label
@@ -542,7 +543,10 @@ class MainWindow(QMainWindow):
             state = "LAST EDIT NOT SAVED"
         else:
             state = "all changes saved"
-        self.setWindowTitle(f"{self.project.name} \u2014 {self.annotator} \u2014 {state} \u2014 ALRF Studio")
+        parts = [self.project.name, self.annotator, state]
+        if not self.project.name.startswith(APPLICATION):
+            parts.append(APPLICATION)
+        self.setWindowTitle(" \u2014 ".join(parts))
 
     def _record_time(self) -> None:
         """Queue the time spent on the shown image; :meth:`flush_time` writes it shortly after."""

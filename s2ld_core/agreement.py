@@ -81,7 +81,7 @@ class AgreementThresholds:
         min_annotators: images with fewer finished annotators are left out; at least 2.
     """
 
-    outlier_iod: float = 0.15
+    outlier_iod: float = 0.25
     swap_ratio: float = 0.5
     annotator_factor: float = 2.0
     annotator_floor_iod: float = 0.05

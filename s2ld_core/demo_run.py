@@ -37,7 +37,7 @@ from .store import Project
 log = logging.getLogger(__name__)
 
 #: Simulated annotators and the standard deviation of their noise per coordinate, in crop pixels.
-ANNOTATOR_NOISE_PX: dict[str, float] = {"sim_0.5px": 0.5, "sim_0.8px": 0.8, "sim_1.2px": 1.2}
+ANNOTATOR_NOISE_PX: dict[str, float] = {"sim_0.3px": 0.3, "sim_0.4px": 0.4, "sim_0.6px": 0.6}
 
 #: Chance that a simulated annotator marks a point invisible on its own.
 INVISIBLE_RATE = 0.02

@@ -174,11 +174,14 @@ def read_alrf(
         location = f"line {number}"
         match = _DATA_LINE.match(stripped)
         if match is None:
-            n_fields = len(stripped.split())
+            fields = stripped.split()
+            n_numbers = 0
+            while n_numbers < len(fields) - 1 and parse_float(fields[len(fields) - 1 - n_numbers]) is not None:
+                n_numbers += 1
             checker.problem(
                 location,
                 stripped,
-                f"expected an image path and {N_VALUES} numbers, found {n_fields} field(s)",
+                f"expected an image path and {N_VALUES} numbers, found {n_numbers} number(s) after the path",
                 number,
             )
             continue

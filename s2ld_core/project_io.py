@@ -21,6 +21,7 @@ from . import formats
 from .atomic import write_text_atomic
 from .consensus import ConsensusResult, ConsensusRule, compute_consensus
 from .formats_common import FormatError, FormatProblem, LabelRecord
+from .schema import LANDMARK_NAMES
 from .store import ImageInfo, ImportSummary, Project, StoreError
 
 log = logging.getLogger(__name__)
@@ -152,6 +153,8 @@ def import_label_file(
             ``annotator`` given.
     """
     path = Path(path)
+    if not path.is_file():
+        raise LabelImportError(f"Label file {path} not found; check the path")
     fmt = fmt or guess_format(path)
     result = _read_label_file(path, fmt, annotator, columns, one_based, allow_outside=True)
 
@@ -183,19 +186,21 @@ def import_label_file(
         info = by_id[image_id]
         name = annotator or record.annotator
         if not name:
-            raise LabelImportError(f"{path}: the file names no annotator; choose the annotator these labels belong to")
+            raise LabelImportError(
+                f"{path}: the file names no annotator; choose the annotator these labels belong to (--annotator NAME)"
+            )
         mask = _outside_mask(record, info.width, info.height)
         if mask.any() and not allow_outside:
-            k = int(np.argmax(mask))
-            problems.append(
-                FormatProblem(
-                    f"line {record.line}" if record.line else record.image,
-                    f"{record.xy[k, 0]:g} {record.xy[k, 1]:g}",
-                    f"point {k + 1} lies outside the {info.width}x{info.height} image {record.image} "
-                    "(valid -0.5 to size - 0.5); pass allow_outside (--allow-outside) to keep it flagged",
-                    record.line,
+            for k in np.flatnonzero(mask):
+                problems.append(
+                    FormatProblem(
+                        f"line {record.line}" if record.line else record.image,
+                        f"{record.xy[k, 0]:g} {record.xy[k, 1]:g}",
+                        f"{LANDMARK_NAMES[k]} (point {k + 1}) lies outside the {info.width}x{info.height} image {record.image} "
+                        "(valid -0.5 to size - 0.5); pass allow_outside (--allow-outside) to keep it flagged",
+                        record.line,
+                    )
                 )
-            )
             continue
         sets.setdefault(name, {})[image_id] = (record.xy, record.state)
         if mask.any():
@@ -356,7 +361,13 @@ def export_consensus(
     )
     for record, i in zip(records, sel):
         record.extra["n_annotators"] = int(result.n_finished[i])
-    provenance = result.provenance(names) | {"project": project.name, "coordinates": "0-based, centre of pixel (i, j) is (i, j)" if not one_based else "1-based"}
+    if fmt == "coco":
+        coordinates = "COCO keypoints: pixel-edge frame, the image spans 0..width (package coordinates + 0.5)"
+    elif one_based:
+        coordinates = "1-based: the centre of the top-left pixel is (1, 1)"
+    else:
+        coordinates = "0-based: the centre of pixel (i, j) is (i, j)"
+    provenance = result.provenance(names) | {"project": project.name, "coordinates": coordinates}
     header = result.rule.header_lines() + [f"annotators: {', '.join(names)}", f"images: {len(sel)} of {len(image_ids)} included"]
     header = [line.lstrip("# ").rstrip() for line in header]
     summary = _write(fmt, out, records, _sizes(infos, image_ids, export), header, provenance, False, one_based)

@@ -379,7 +379,7 @@ def test_errors_exit_with_message_only(labelled_project, capsys, tmp_path):
         (["status", tmp_path / "nowhere"], ["No project found", "alrf-studio new"]),
         (["export", project, "--out", tmp_path / "x.txt"], ["one annotator"]),
         (["export", project, "--annotator", "zoe", "--format", "csv", "--out", tmp_path / "x.csv"], ["zoe", "alice, bob, carol"]),
-        (["import", project, "--labels", bad_labels, "--annotator", "dan"], [str(bad_labels), "line 1", "found 4 field(s)"]),
+        (["import", project, "--labels", bad_labels, "--annotator", "dan"], [str(bad_labels), "line 1", "found 3 number(s) after the path"]),
         (["import", project, "--labels", ghost, "--annotator", "dan"], ["ghost_1.png", "--skip-unknown"]),
         (["import", project], ["nothing to import"]),
         (["consensus", empty], ["no annotators yet"]),

@@ -352,7 +352,7 @@ def test_outside_point_rejected_with_value(project, truth, tmp_path):
 @pytest.mark.parametrize(
     "bad_line,value,reason",
     [
-        ("face05_0.png 1 2 3 4 5 6 7 8 9", "face05_0.png 1 2 3 4 5 6 7 8 9", "found 10 field(s)"),
+        ("face05_0.png 1 2 3 4 5 6 7 8 9", "face05_0.png 1 2 3 4 5 6 7 8 9", "found 9 number(s) after the path"),
         ("face05_0.png 1 2 3 4 5 six 7 8 9 10", "six", "not a number"),
         ("face05_0.png 4 nan 5 5 6 8 4 11 9 11", "(4, nan)", "not a valid coordinate pair"),
         ("face05_0.png 1 2 3 4 5 6 7 8 9 10 11", "face05_0.png 1 2 3 4 5 6 7 8 9 10 11", "found more"),
