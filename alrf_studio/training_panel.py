@@ -198,7 +198,7 @@ class TrainingPanel(QWidget):
         self.comparison_table.setVerticalHeaderLabels(["Mean NME", "Median NME", "Failure rate (NME > 0.1)", "AUC at 0.1", "Faces"])
         self.comparison_table.setEditTriggers(QTableWidget.EditTrigger.NoEditTriggers)
         self.comparison_table.verticalHeader().setDefaultSectionSize(22)
-        self.comparison_table.setFixedHeight(30 + 5 * 22)
+        self.comparison_table.setFixedHeight(46 + 5 * 22)
         self.comparison_table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.activate_button = QPushButton("Activate new model")
         self.activate_button.clicked.connect(self.activate)
@@ -420,6 +420,9 @@ class TrainingPanel(QWidget):
         self._set_running(False)
         self.progress.setRange(0, 1)
         self.progress.setValue(1 if self.final_event == "done" else 0)
+        if self.controller is not None:
+            # Drop the running worker's device from the status bar's model line.
+            self.controller.update_device_label()
         self.run_finished.emit(self.final_event or "error")
 
     # ------------------------------------------------------------------ events
@@ -510,7 +513,8 @@ class TrainingPanel(QWidget):
             f"({comparison.get('source', '')} labels). Lower NME and failure rate are better."
         )
         self.comparison_table.setColumnCount(len(versions))
-        self.comparison_table.setHorizontalHeaderLabels([f"{v} ({'new' if v == new else 'active'})" for v in versions])
+        # Two header lines, because a version name from the date and time fills a column of the docked panel.
+        self.comparison_table.setHorizontalHeaderLabels([f"{v}\n({'new' if v == new else 'active'})" for v in versions])
         for column, version in enumerate(versions):
             metrics = models[version]
             cells = (_number(metrics.get("nme")), _number(metrics.get("median")), _percent(metrics.get("failure_rate")),

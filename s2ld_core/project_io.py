@@ -112,8 +112,9 @@ def _read_label_file(path: Path, fmt: str, annotator: str | None, columns: str |
         )
     if fmt == "csv":
         mapping = formats.parse_column_mapping(columns) if columns else None
+        # Rows are read for every annotator; import_label_file decides which belong to ``annotator``.
         return formats.read_labels_csv(
-            path, columns=mapping, annotator=annotator, one_based=bool(one_based), allow_outside=allow_outside, allow_unlabelled=True
+            path, columns=mapping, one_based=bool(one_based), allow_outside=allow_outside, allow_unlabelled=True
         )
     if fmt == "coco":
         return formats.read_coco(path, allow_outside=allow_outside)
@@ -157,6 +158,8 @@ def import_label_file(
         raise LabelImportError(f"Label file {path} not found; check the path")
     fmt = fmt or guess_format(path)
     result = _read_label_file(path, fmt, annotator, columns, one_based, allow_outside=True)
+
+    result.records = _records_for(result.records, annotator, path)
 
     infos = project.list_images()
     known = {info.id: info.original_path for info in infos}
@@ -212,6 +215,26 @@ def import_label_file(
     summary.annotators = sorted(sets)
     log.info("%s", summary.describe())
     return summary
+
+
+def _records_for(records: list[LabelRecord], annotator: str | None, path: Path) -> list[LabelRecord]:
+    """Select the records that an import as ``annotator`` takes from a file.
+
+    A file without annotator names, or with one name, is taken whole as ``annotator``'s labels.
+    A file with several names gives only the rows of ``annotator``, which must be one of them.
+    """
+    if not records:
+        raise LabelImportError(f"{path} contains no labels; check that it is the right file")
+    names = sorted({r.annotator for r in records if r.annotator})
+    if annotator is None or len(names) <= 1:
+        return records
+    chosen = [r for r in records if r.annotator == annotator]
+    if not chosen:
+        raise LabelImportError(
+            f"{path} contains labels of {', '.join(names)} but none of {annotator!r}; "
+            "choose one of those names, or leave out --annotator to import them all"
+        )
+    return chosen
 
 
 def _outside_mask(record: LabelRecord, width: int, height: int) -> np.ndarray:

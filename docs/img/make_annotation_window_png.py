@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from screenshot_demo import click_image_point, known_landmarks, open_demo_window, save_and_close, widen_image_list
+from screenshot_demo import click_image_point, identity_of, known_landmarks, open_demo_window, save_and_close, widen_image_list
 
 OUT = Path(__file__).resolve().with_name("annotation_window.png")
 #: A frontal 23 x 23 px face with known landmarks, and the faces above it in the image list.
@@ -28,15 +28,15 @@ def main() -> None:
     from PySide6.QtTest import QTest
 
     demo = open_demo_window("ann", 1440, 820)
-    truth = known_landmarks(demo)
+    images, xy, _state = known_landmarks()
+    truth = {identity_of(image): points for image, points in zip(images, xy)}
     window = demo.window
     widen_image_list(demo, 560)
 
     def label(identity: str, count: int) -> None:
-        image_id = demo.ids[identity]
-        window.show_image(image_id)
+        window.show_image(demo.ids[identity])
         demo.app.processEvents()
-        for x, y in truth[image_id][0][:count]:
+        for x, y in truth[identity][:count]:
             click_image_point(demo, x, y)
 
     for identity in FINISHED:

@@ -1,76 +1,59 @@
-"""Render docs/img/review_mode.png: review mode on a real face where one annotator swapped the eyes.
+"""Render docs/img/review_mode.png: review mode on a real demo face where one annotator swapped the eyes.
 
 Usage: python docs/img/make_review_mode_png.py
 
-The window is rendered offscreen from a temporary project of the committed fixture faces
-(tests/fixtures/lowres_faces). Three simulated annotators label twelve faces: ann and bob
-add Gaussian noise of 0.25 px to the fixture's reference landmarks, cat adds the same noise but
-exchanges the eyes on two faces and misses the nose on one. The picture shows the first face
-with cat's swap.
+Offscreen, on a fresh demo project (see screenshot_demo.py). The three simulated annotators of
+the headless demo (:func:`s2ld_core.demo_run.simulate_annotators`: the known landmarks of the 100
+cnn_facepoint faces plus Gaussian noise, and a few points marked invisible) label those faces,
+and the second of them exchanges the left and the right eye on one 27 px face. Each
+annotator's labels are written to a label CSV and imported from it. The reviewer turns review
+mode on, hides the model's predictions (M) and steps with "next flagged image" to that face.
 """
 
 from __future__ import annotations
 
-import csv
-import os
-import sys
-import tempfile
 from pathlib import Path
 
-os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
-REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO))
-FACES = REPO / "tests" / "fixtures" / "lowres_faces"
+import numpy as np
+from screenshot_demo import identity_of, import_as_annotator, known_landmarks, open_demo_window, save_and_close, widen_image_list
+
 OUT = Path(__file__).resolve().with_name("review_mode.png")
-NOISE_PX = 0.25
-SWAPPED = (3, 8)
-MISSED_NOSE = 5
+#: A frontal 27 x 27 px face in colour.
+FACE = "cfp_830_0_0"
+#: Index of the simulated annotator who swaps the eyes on FACE.
+SWAPPER = 1
+
+
+def label_known_faces(demo) -> None:
+    """Import the three simulated annotators' labels, with SWAPPER's eyes exchanged on FACE."""
+    from s2ld_core.demo_run import simulate_annotators
+
+    images, truth_xy, _state = known_landmarks()
+    infos = {info.id: info for info in demo.project.list_images()}
+    sizes = np.array([(infos[demo.ids[identity_of(image)]].width, infos[demo.ids[identity_of(image)]].height) for image in images])
+    row = [identity_of(image) for image in images].index(FACE)
+    for index, (name, (xy, state)) in enumerate(simulate_annotators(truth_xy, sizes).items()):
+        if index == SWAPPER:
+            xy[row, [0, 1]] = xy[row, [1, 0]]
+            state[row, [0, 1]] = state[row, [1, 0]]
+        import_as_annotator(demo, name, images, xy, state)
 
 
 def main() -> None:
-    import numpy as np
-    from PySide6.QtCore import QSettings
-
-    from alrf_studio.app import ensure_application
-    from alrf_studio.main_window import MainWindow
-    from s2ld_core.schema import LANDMARK_NAMES, N_POINTS, PointState
-    from s2ld_core.store import Project
-
-    with open(FACES / "points.csv", newline="") as handle:
-        rows = list(csv.DictReader(handle))[:12]
-    truth = np.stack([[[float(r[f"{n}_x"]), float(r[f"{n}_y"])] for n in LANDMARK_NAMES] for r in rows])
-
-    app = ensure_application()
-    tmp = Path(tempfile.mkdtemp(prefix="alrf_screenshot_"))
-    QSettings.setDefaultFormat(QSettings.Format.IniFormat)
-    QSettings.setPath(QSettings.Format.IniFormat, QSettings.Scope.UserScope, str(tmp / "settings"))
-    project = Project.create(tmp / "project", name="ALRF demo faces")
-    project.add_images([FACES / r["image"] for r in rows], identity=lambda p: p.stem.split("_")[0])
-    ids = project.image_ids()
-
-    rng = np.random.default_rng(1)
-    visible = np.full(N_POINTS, PointState.VISIBLE, dtype=np.int8)
-    for name in ("ann", "bob", "cat"):
-        xy = truth + rng.normal(0.0, NOISE_PX, truth.shape)
-        if name == "cat":
-            for i in SWAPPED:
-                xy[i, [0, 1]] = xy[i, [1, 0]]
-            xy[MISSED_NOSE, 2, 1] += 3.0
-        project.import_labels(name, {image_id: (xy[i], visible) for i, image_id in enumerate(ids)})
-
-    window = MainWindow(project, "reviewer")
-    window.actions.navigate.auto_advance.setChecked(False)
-    window.resize(1400, 860)
-    window.show()
-    app.processEvents()
+    demo = open_demo_window("reviewer", 1440, 940, label_known_faces)
+    window = demo.window
+    widen_image_list(demo, 500)
+    window.model_assist.show_predictions.setChecked(False)
     window.review.actions.review_mode.trigger()
-    window.review.go_flagged(+1)
-    while window.current_image_id != ids[SWAPPED[0]]:
+
+    target = demo.ids[FACE]
+    for _ in range(len(demo.ids)):
         window.review.go_flagged(+1)
-    app.processEvents()
-    window.grab().save(str(OUT))
-    window.close()
-    project.close()
+        if window.current_image_id == target:
+            break
+    if window.current_image_id != target:
+        raise SystemExit(f"{FACE} (image {target}) was not among the flagged images; choose another face")
+    save_and_close(demo, OUT)
     print(f"wrote {OUT}")
 
 

@@ -13,6 +13,7 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[2]
@@ -36,8 +37,13 @@ class DemoWindow:
     ids: dict[str, int]
 
 
-def open_demo_window(annotator: str, width: int, height: int) -> DemoWindow:
-    """Build the demo project in a temporary folder and show the main window for ``annotator``."""
+def open_demo_window(annotator: str, width: int, height: int, before_window: Callable[[DemoWindow], None] | None = None) -> DemoWindow:
+    """Build the demo project in a temporary folder and show the main window for ``annotator``.
+
+    ``before_window(demo)`` runs on the open project before the window exists (``demo.window`` is
+    None then), for labels that the window should read as it starts, as when a user opens a
+    project that others labelled.
+    """
     tmp = Path(tempfile.mkdtemp(prefix="alrf_screenshot_"))
     os.environ["ALRF_STUDIO_HOME"] = str(tmp / "home")
 
@@ -56,22 +62,47 @@ def open_demo_window(annotator: str, width: int, height: int) -> DemoWindow:
     root = build_demo_project(tmp / "demo-project", device="cpu")
     project = Project.open(root)
     ids = {info.identity: info.id for info in project.list_images()}
+    demo = DemoWindow(app, None, project, tmp, ids)
+    if before_window is not None:
+        before_window(demo)
     window = create_main_window(project, annotator)
     window.actions.navigate.auto_advance.setChecked(False)
     window.resize(width, height)
     window.show()
     app.processEvents()
-    return DemoWindow(app, window, project, tmp, ids)
+    demo.window = window
+    return demo
 
 
-def known_landmarks(demo: DemoWindow) -> dict[int, tuple[np.ndarray, np.ndarray]]:
-    """Return image id -> (xy float (5, 2), state int8 (5,)) of the faces with known landmarks."""
+def known_landmarks() -> tuple[list[str], np.ndarray, np.ndarray]:
+    """Return the image paths, points float (N, 5, 2) and states int8 (N, 5) of ``landmarks.csv``."""
     from s2ld_core import formats
+    from s2ld_core.formats_common import stack_records
 
     records = formats.read_labels_csv(LANDMARKS_CSV).records
-    # Image paths in the CSV are faces/<identity>/<file>, so the folder name is the identity.
-    return {demo.ids[Path(r.image).parent.name]: (np.asarray(r.xy, dtype=np.float64), np.asarray(r.state, dtype=np.int8))
-            for r in records}
+    xy, state = stack_records(records)
+    return [r.image for r in records], xy, state
+
+
+def identity_of(image: str) -> str:
+    """Return the identity of a demo image path: its folder name (``faces/<identity>/<file>``)."""
+    return Path(image).parent.name
+
+
+def import_as_annotator(demo: DemoWindow, name: str, images: list[str], xy: np.ndarray, state: np.ndarray) -> int:
+    """Write ``name``'s labels to a label CSV and import it as an annotator's file would be; returns the image count.
+
+    Args:
+        images: image paths as in ``landmarks.csv`` (``faces/<identity>/<file>``).
+        xy: float (N, 5, 2) in crop pixels, NaN where not visible; state: int8 (N, 5).
+    """
+    from s2ld_core import formats
+    from s2ld_core.project_io import import_label_file
+
+    path = demo.tmp / formats.annotator_file_name(name)
+    formats.write_labels_csv(path, formats.records_from_arrays(images, xy, state, annotator=name))
+    summary = import_label_file(demo.project, path, fmt="csv")
+    return summary.images
 
 
 def click_image_point(demo: DemoWindow, x: float, y: float) -> None:
@@ -100,8 +131,14 @@ def widen_image_list(demo: DemoWindow, width: int) -> None:
     view.setColumnWidth(COL_IDENTITY, 112)
     dock = demo.window.findChild(QDockWidget, "dock:Images")
     demo.window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+    fit_canvas(demo)
+
+
+def fit_canvas(demo: DemoWindow) -> None:
+    """Let the window lay out its docks, then fit the face into the canvas (the F key)."""
     demo.app.processEvents()
     demo.window.canvas.fit_to_window()
+    demo.app.processEvents()
 
 
 def save_and_close(demo: DemoWindow, out: Path) -> None:

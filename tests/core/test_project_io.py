@@ -479,3 +479,28 @@ def test_migration_adds_status_index(labelled):
         status = reopened.status("carol")
         assert sum(row.status == ImageStatus.DONE for row in status.values()) == 39
         assert sum(row.status == ImageStatus.PARTIAL for row in status.values()) == 1
+
+
+def test_csv_with_annotator_column_imports_as_chosen_name(project, truth, tmp_path):
+    from s2ld_core import formats
+
+    state = np.full((len(truth.images), 5), VISIBLE, dtype=np.int8)
+    records = formats.records_from_arrays(truth.images, truth.xy, state, annotator="original")
+    both = records + formats.records_from_arrays(truth.images, truth.xy, state, annotator="other")
+    single = formats.write_labels_csv(tmp_path / "single.csv", records).path
+    several = formats.write_labels_csv(tmp_path / "several.csv", both).path
+
+    summary = import_label_file(project, single, annotator="ann")
+    assert summary.annotators == ["ann"]
+    assert summary.images == 40
+    assert project.get_label(1, "ann").is_done
+
+    with pytest.raises(StoreError, match="labels of original, other but none of 'zed'"):
+        import_label_file(project, several, annotator="zed")
+    assert import_label_file(project, several, annotator="other").annotators == ["other"]
+    assert import_label_file(project, several).annotators == ["original", "other"]
+
+
+def test_missing_label_file_named(project, tmp_path):
+    with pytest.raises(StoreError, match=r"Label file .*nothere\.txt not found; check the path"):
+        import_label_file(project, tmp_path / "nothere.txt", annotator="ann")

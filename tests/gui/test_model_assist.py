@@ -265,7 +265,7 @@ def test_training_run_compares_and_activates(qtbot, training_window):
     assert window.project.active_model() == "tiny-fixture"
     assert panel.activate_button.isEnabled()
     headers = [panel.comparison_table.horizontalHeaderItem(c).text() for c in range(panel.comparison_table.columnCount())]
-    assert headers == ["tiny-fixture (active)", "tuned (new)"]
+    assert headers == ["tiny-fixture\n(active)", "tuned\n(new)"]
     new_nme = panel.comparison["models"]["tuned"]["nme"]
     assert panel.comparison_table.item(0, 1).text() == f"{new_nme:.4f}"
     assert len(panel.ced_plot.getPlotItem().listDataItems()) == 2
