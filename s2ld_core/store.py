@@ -61,7 +61,7 @@ class InvalidEditError(StoreError):
 
 
 def _now() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="milliseconds")
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
 
 
 class ImageStatus(enum.IntEnum):
@@ -725,7 +725,7 @@ class Project:
         sent_back = self._sent_back_times(annotator)
         out = {}
         for image_id, n_lab, n_inv, updated in rows:
-            if n_lab == N_POINTS and not (image_id in sent_back and sent_back[image_id] >= updated):
+            if n_lab == N_POINTS and not (image_id in sent_back and sent_back[image_id] > updated):
                 st = ImageStatus.DONE
             elif n_lab:
                 st = ImageStatus.PARTIAL
