@@ -210,11 +210,20 @@ class MainWindow(QMainWindow):
         self.cursor_label = QLabel()
         self.cursor_label.setMinimumWidth(150)
         self.counts_label = QLabel()
-        self.zoom_label = QLabel()
+        # The zoom text changes on most image switches. A label laid out by the status bar would
+        # make it lay out and repaint the whole bar each time; inside a fixed-size holder without
+        # a layout only the label repaints.
+        zoom_holder = QWidget()
+        self.zoom_label = QLabel(zoom_holder)
+        width = self.zoom_label.fontMetrics().horizontalAdvance("zoom 0.000x") + 8
+        height = self.zoom_label.fontMetrics().height() + 8
+        self.zoom_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
+        zoom_holder.setFixedSize(width, height)
+        self.zoom_label.setGeometry(0, 0, width, height)
         bar = self.statusBar()
         bar.addPermanentWidget(self.next_label)
         bar.addPermanentWidget(self.cursor_label)
-        bar.addPermanentWidget(self.zoom_label)
+        bar.addPermanentWidget(zoom_holder)
         bar.addPermanentWidget(self.counts_label)
 
     def _connect(self) -> None:

@@ -10,13 +10,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from s2ld_core.agreement import AgreementResult, AgreementThresholds, compute_agreement
 from s2ld_core.consensus import ConsensusResult, ConsensusRule, compute_consensus, finished_mask
 from s2ld_core.schema import DISPLAY_NAMES, N_POINTS, SWAP_PAIRS, PointState
 from s2ld_core.store import Project
+
+if TYPE_CHECKING:
+    # The agreement module imports pandas, which would add about 0.3 s to starting the window.
+    from s2ld_core.agreement import AgreementResult, AgreementThresholds
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +189,8 @@ def load_snapshot(project: Project, thresholds: AgreementThresholds | None = Non
 
     agreement = None
     if len(ids) and len(names) >= 2:
+        from s2ld_core.agreement import compute_agreement
+
         agreement = compute_agreement(xy, state, names, thresholds)
     if len(names):
         consensus = compute_consensus(xy, state, REVIEW_RULE)
