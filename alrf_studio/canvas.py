@@ -42,6 +42,8 @@ MAX_ZOOM = 128.0
 ZOOM_STEP = 1.25
 #: The pixel grid is drawn from this zoom (screen pixels per image pixel) upwards.
 GRID_MIN_ZOOM = 8.0
+#: Pixels of grid overlays kept for recent zooms (4 bytes each).
+GRID_CACHE_PIXELS = 8_000_000
 #: A press within this many screen pixels of a point grabs it for dragging.
 GRAB_RADIUS = 9.0
 #: A drag shorter than this many screen pixels is a click, not a move.
@@ -84,6 +86,11 @@ class PointLayer:
     draggable: bool = False
 
 
+def _is_whole_rect(rect: QRectF) -> bool:
+    """True when every edge of ``rect`` lies on a whole screen pixel."""
+    return all(v == int(v) for v in (rect.left(), rect.top(), rect.width(), rect.height()))
+
+
 class FaceCanvas(QWidget):
     """Magnified view of one face with nearest-neighbour pixels, zoom, pan, grid and crosshair.
 
@@ -122,6 +129,7 @@ class FaceCanvas(QWidget):
         self._layers: dict[str, PointLayer] = {}
         self._selected: int | None = None
         self._grid_tile_cache: QPixmap | None = None
+        self._grid_overlays: dict[tuple[int, int, int], QPixmap] = {}
 
         self.smooth = False
         self.show_grid = True
@@ -301,6 +309,13 @@ class FaceCanvas(QWidget):
         if visible.isEmpty():
             return
         if z == int(z) and z <= 512:
+            if self.devicePixelRatioF() == 1.0 and _is_whole_rect(visible) and _is_whole_rect(target):
+                # The same pixels blended from a cached overlay, measured about three times faster than
+                # the tiled fill. The overlay stays valid while the zoom and the widget size stay.
+                size = int(z)
+                source = QRectF((visible.left() - target.left()) % size, (visible.top() - target.top()) % size, visible.width(), visible.height())
+                painter.drawPixmap(visible, self._grid_overlay(size), source)
+                return
             # At whole-number zooms one tiled brush paints the whole grid in a single fill,
             # several times faster than a rectangle per grid line.
             brush = QBrush(self._grid_tile(int(z)))
@@ -317,6 +332,29 @@ class FaceCanvas(QWidget):
             painter.fillRect(QRectF(target.left() + i * z, visible.top(), 1.0, visible.height()), colour)
         for j in range(j0, j1 + 1):
             painter.fillRect(QRectF(visible.left(), target.top() + j * z, visible.width(), 1.0), colour)
+
+    def _grid_overlay(self, size: int) -> QPixmap:
+        """Return a transparent pixmap one tile larger than the widget with the grid of ``size``.
+
+        The grid repeats every ``size`` pixels, so any part of the widget takes its grid from this
+        pixmap at an offset.
+        """
+        key = (size, self.width(), self.height())
+        overlay = self._grid_overlays.get(key)
+        if overlay is None:
+            overlay = QPixmap(self.width() + size, self.height() + size)
+            overlay.fill(QColor(0, 0, 0, 0))
+            p = QPainter(overlay)
+            p.fillRect(QRectF(0, 0, overlay.width(), overlay.height()), QBrush(self._grid_tile(size)))
+            p.end()
+            # Fitting each face size picks its own zoom, so several overlays are kept. The oldest go
+            # first once the budget is reached; an overlay larger than the budget is still kept alone.
+            kept = sum(o.width() * o.height() for o in self._grid_overlays.values())
+            while self._grid_overlays and kept + overlay.width() * overlay.height() > GRID_CACHE_PIXELS:
+                oldest = self._grid_overlays.pop(next(iter(self._grid_overlays)))
+                kept -= oldest.width() * oldest.height()
+            self._grid_overlays[key] = overlay
+        return overlay
 
     def _grid_tile(self, size: int) -> QPixmap:
         """Return a size x size transparent tile with a grid line along its left and top edges."""
