@@ -1,4 +1,4 @@
-"""Where ALRF Studio keeps per-user files: the demo project, logs and settings."""
+"""Locations of ALRF Studio's per-user files (the demo project, logs and settings) and of its assets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ APP_NAME = "ALRF Studio"
 
 
 def user_data_dir() -> Path:
-    """The per-user data folder (created on first use).
+    """Return the per-user data folder, creating it on first use.
 
     Linux: ``$XDG_DATA_HOME/alrf-studio`` (default ``~/.local/share/alrf-studio``);
     macOS: ``~/Library/Application Support/ALRF Studio``; Windows: ``%LOCALAPPDATA%\\ALRF Studio``.
@@ -30,19 +30,19 @@ def user_data_dir() -> Path:
 
 
 def log_file() -> Path:
-    """The log file that the GUI and the CLI append to."""
+    """Return the log file that the GUI and the CLI append to."""
     folder = user_data_dir() / "logs"
     folder.mkdir(exist_ok=True)
     return folder / "alrf-studio.log"
 
 
 def demo_project_dir() -> Path:
-    """Where the demo project is built: in the user's data folder, never inside the package."""
+    """Return the folder of the demo project: inside the user's data folder, never inside the package."""
     return user_data_dir() / "demo-project"
 
 
 def repo_root() -> Path:
-    """The folder that holds ``assets/`` (the source checkout or the installed tree)."""
+    """Return the folder that contains ``assets/`` (the source checkout or the installed tree)."""
     return Path(__file__).resolve().parents[1]
 
 
@@ -51,5 +51,5 @@ def assets_dir() -> Path:
 
 
 def default_model_dir() -> Path:
-    """The shipped default model: weights and card."""
+    """Return the folder of the shipped default model (weights and card)."""
     return assets_dir() / "models" / "default"

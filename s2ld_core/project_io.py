@@ -93,8 +93,8 @@ def import_images(
         for p in files
         if not is_supported(p) and p.exists()
     ]
-    wanted = [p for p in files if is_supported(p) or not p.exists()]
-    summary = project.add_images(wanted, identity=lambda p: identities.get(p, ""), source=source_name, progress=progress, cancel=cancel)
+    to_import = [p for p in files if is_supported(p) or not p.exists()]
+    summary = project.add_images(to_import, identity=lambda p: identities.get(p, ""), source=source_name, progress=progress, cancel=cancel)
     summary.errors = summary_errors + summary.errors
     summary.ignored = ignored
     if ignored:
@@ -172,9 +172,9 @@ def import_label_file(
             "write longer paths in the file (include the identity folder)"
         )
     if unmatched and not skip_unknown:
-        shown = ", ".join(unmatched[:5]) + (" ..." if len(unmatched) > 5 else "")
+        examples = ", ".join(unmatched[:5]) + (" ..." if len(unmatched) > 5 else "")
         raise LabelImportError(
-            f"{path}: {len(unmatched)} image(s) are not in the project: {shown}. "
+            f"{path}: {len(unmatched)} image(s) are not in the project: {examples}. "
             "Import the images first, or pass skip_unknown (--skip-unknown) to import the rest."
         )
 
@@ -250,9 +250,9 @@ def _outside_mask(record: LabelRecord, width: int, height: int) -> np.ndarray:
 def export_names(project: Project, image_ids: np.ndarray, paths: str = "original") -> list[str]:
     """Image paths to write in exports.
 
-    ``paths="original"`` gives the original paths relative to their deepest common folder
-    (``identity/file.jpg`` for a TinyFace-like import); ``"project"`` gives the stored files
-    relative to the project folder (``images/0000001.png``), which stay valid when the
+    ``paths="original"`` gives the original paths relative to their deepest common folder,
+    such as ``identity/file.jpg`` for a TinyFace-like import. ``"project"`` gives the stored
+    files relative to the project folder (``images/0000001.png``), which stay valid when the
     project moves.
     """
     return _export_names(_infos_by_id(project), image_ids, paths)
