@@ -26,22 +26,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 FACES = REPO / "tests" / "fixtures" / "lowres_faces"
+
+from tests.core.fixture_faces import train_tiny_checkpoint  # noqa: E402  (needs REPO on sys.path)
 TICK_MS = 10
-
-
-def small_model(folder: Path) -> Path:
-    """Train a small G2 on the fixture faces for 30 epochs (a few seconds) and save it in ``folder``."""
-    from s2ld_core.checkpoint import save_checkpoint
-    from s2ld_core.model import G2Config
-    from s2ld_core.train import TrainConfig, result_card, train
-    from s2ld_core.training_data import Sample, load_points_csv
-
-    faces = load_points_csv(FACES / "points.csv")
-    samples = [Sample(faces.images[i], faces.xy[i], faces.state[i], False, key=faces.keys[i]) for i in range(len(faces.keys))]
-    config = TrainConfig(model=G2Config(widths=(8, 8, 16, 16)), epochs=30, batch_size=32, lr=5e-3, warmup_epochs=2,
-                         patience=30, threads=1, device="cpu")
-    result = list(train(samples[:32], config, val_samples=samples[32:]))[-1].result
-    return save_checkpoint(result.model, result_card(result, config, "bench-small", sources=["tests/fixtures/lowres_faces"]), folder)
 
 
 def build_project(root: Path, model: Path):
@@ -75,7 +62,7 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="alrf_bench_training_"))
     model = args.model or default_model_dir()
     if not (model / "card.json").is_file():
-        model = small_model(tmp / "bench-small")
+        model = train_tiny_checkpoint(tmp / "bench-small", model_id="bench-small")
     print(f"active model: {model}")
     project = build_project(tmp / "project", model)
     window = MainWindow(project, "bench")

@@ -31,3 +31,11 @@ def crowd_lr_dir() -> Path:
     if not (CROWD_LR / "faces.csv").is_file():
         pytest.skip(f"full data not found at {CROWD_LR} (set ALRF_SHARED_DATA to its parent folder)")
     return CROWD_LR
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> Path:
+    """A small G2 trained once per test session on the fixture faces (model id ``tiny-fixture``)."""
+    from tests.core.fixture_faces import train_tiny_checkpoint
+
+    return train_tiny_checkpoint(tmp_path_factory.mktemp("models") / "tiny-fixture")

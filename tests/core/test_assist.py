@@ -31,30 +31,14 @@ from s2ld_core.assist import (
     unfinished_images,
     validation_split,
 )
-from s2ld_core.checkpoint import save_checkpoint
-from s2ld_core.model import G2Config
 from s2ld_core.predict import Predictor
 from s2ld_core.schema import LANDMARK_NAMES, PointState
 from s2ld_core.store import Project
-from s2ld_core.train import TrainConfig, result_card, train
 from s2ld_core.train_worker import TrainingProcess, TrainRequest, exit_event, parse_event
-from s2ld_core.training_data import Sample, load_points_csv
+from s2ld_core.training_data import load_points_csv
 from tests.core.fixture_faces import FACES_DIR
 
 EVENT_TIMEOUT_S = 120
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory) -> Path:
-    """A small G2 trained for 30 one-batch epochs on 32 fixture faces (about 7 s on one thread)."""
-    torch.set_num_threads(1)
-    faces = load_points_csv(FACES_DIR / "points.csv")
-    samples = [Sample(faces.images[i], faces.xy[i], faces.state[i], False, key=faces.keys[i]) for i in range(len(faces.keys))]
-    config = TrainConfig(model=G2Config(widths=(8, 8, 16, 16)), epochs=30, batch_size=32, lr=5e-3, warmup_epochs=2,
-                         patience=30, threads=1, device="cpu")
-    result = list(train(samples[:32], config, val_samples=samples[32:]))[-1].result
-    card = result_card(result, config, "tiny-fixture", sources=["tests/fixtures/lowres_faces"])
-    return save_checkpoint(result.model, card, tmp_path_factory.mktemp("models") / "tiny-fixture")
 
 
 @pytest.fixture(scope="session")

@@ -12,34 +12,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PySide6.QtCore import QPoint, Qt
 
 from s2ld_core import assist
-from s2ld_core.checkpoint import save_checkpoint
-from s2ld_core.model import G2Config
 from s2ld_core.schema import PointState
 from s2ld_core.store import Project
-from s2ld_core.train import TrainConfig, result_card, train
-from s2ld_core.training_data import Sample, load_points_csv
+from s2ld_core.training_data import load_points_csv
 
 from .conftest import ANNOTATOR, FACES, click, drag, open_window, widget_pos
 
 #: Seconds to wait for a training process (start-up imports torch; the machine may be busy).
 TRAINING_TIMEOUT_MS = 180_000
-
-
-@pytest.fixture(scope="session")
-def tiny_model(tmp_path_factory) -> Path:
-    """A small G2 trained for 30 one-batch epochs on 32 fixture faces (about 7 s on one thread)."""
-    torch.set_num_threads(1)
-    faces = load_points_csv(FACES / "points.csv")
-    samples = [Sample(faces.images[i], faces.xy[i], faces.state[i], False, key=faces.keys[i]) for i in range(len(faces.keys))]
-    config = TrainConfig(model=G2Config(widths=(8, 8, 16, 16)), epochs=30, batch_size=32, lr=5e-3, warmup_epochs=2,
-                         patience=30, threads=1, device="cpu")
-    result = list(train(samples[:32], config, val_samples=samples[32:]))[-1].result
-    card = result_card(result, config, "tiny-fixture", sources=["tests/fixtures/lowres_faces"])
-    return save_checkpoint(result.model, card, tmp_path_factory.mktemp("models") / "tiny-fixture")
 
 
 def _project(root: Path, model: Path, labelled_by: str | None = None) -> Project:
@@ -58,8 +41,8 @@ def _project(root: Path, model: Path, labelled_by: str | None = None) -> Project
 
 
 @pytest.fixture
-def assist_project(tmp_path, tiny_model):
-    project = _project(tmp_path / "project", tiny_model)
+def assist_project(tmp_path, tiny_checkpoint):
+    project = _project(tmp_path / "project", tiny_checkpoint)
     yield project
     project.close()
 
@@ -231,8 +214,8 @@ def test_confidence_order_sorts_list_and_next(qtbot, assist_project):
 
 
 @pytest.fixture
-def training_window(qtbot, tmp_path, tiny_model):
-    project = _project(tmp_path / "train-project", tiny_model, labelled_by="a")
+def training_window(qtbot, tmp_path, tiny_checkpoint):
+    project = _project(tmp_path / "train-project", tiny_checkpoint, labelled_by="a")
     window = open_window(qtbot, project)
     panel = window.model_assist.training_panel
     panel.set_option("source", "annotator")
