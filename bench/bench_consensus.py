@@ -14,10 +14,8 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -26,10 +24,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from s2ld_core.agreement import compute_agreement  # noqa: E402
-from s2ld_core.atomic import write_text_atomic  # noqa: E402
 from s2ld_core.consensus import compute_consensus  # noqa: E402
 from s2ld_core.report import write_report  # noqa: E402
 from s2ld_core.schema import PointState  # noqa: E402
+
+from bench_common import cpu_name, time_stage, update_docs  # noqa: E402
 
 SECTION = "## Consensus and agreement"
 
@@ -54,37 +53,6 @@ def make_labels(n_images: int, n_annotators: int, seed: int = 0) -> tuple[np.nda
     state[unfinished, 0, 4] = PointState.UNLABELLED
     xy[state != PointState.VISIBLE] = np.nan
     return xy, state
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def time_stage(function, repeat: int) -> tuple[float, float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), float(np.min(times)), result
-
-
-def update_docs(path: Path, body: str) -> None:
-    """Replace this script's section of ``path`` (or append it), leaving other sections alone."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    section = f"{SECTION}\n\n{body.rstrip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    write_text_atomic(path, text)
 
 
 def main() -> None:
@@ -131,7 +99,7 @@ Result: {consensus.n_included} images in the consensus; flags: {flags['swap_eyes
 """
     print(body)
     if not args.no_docs:
-        update_docs(REPO / "docs" / "benchmarks.md", body)
+        update_docs(REPO / "docs" / "benchmarks.md", SECTION, body)
 
 
 if __name__ == "__main__":

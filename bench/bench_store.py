@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import re
 import sqlite3
 import sys
 import tempfile
@@ -39,10 +38,11 @@ import pandas as pd
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from s2ld_core.atomic import write_text_atomic  # noqa: E402
 from s2ld_core.project_io import export_consensus  # noqa: E402
 from s2ld_core.schema import LANDMARK_NAMES, PointState  # noqa: E402
 from s2ld_core.store import Project  # noqa: E402
+
+from bench_common import cpu_name, time_stage, update_docs  # noqa: E402
 
 SECTION = "## Project store"
 FACES_DIR = REPO / "tests" / "fixtures" / "lowres_faces"
@@ -81,37 +81,6 @@ def make_labels(truth: np.ndarray, sides: np.ndarray, n_annotators: int, seed: i
     state = np.where(rng.random(xy.shape[:3]) < 0.02, PointState.INVISIBLE, PointState.VISIBLE).astype(np.int8)
     xy[state != PointState.VISIBLE] = np.nan
     return xy, state
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
-
-
-def time_stage(function, repeat: int) -> tuple[float, float, object]:
-    times, result = [], None
-    for _ in range(repeat):
-        start = time.perf_counter()
-        result = function()
-        times.append(time.perf_counter() - start)
-    return float(np.median(times)), float(np.min(times)), result
-
-
-def update_docs(path: Path, body: str) -> None:
-    """Replace this script's section of ``path`` (or append it), leaving other sections alone."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    section = f"{SECTION}\n\n{body.rstrip()}\n"
-    pattern = re.compile(rf"^{re.escape(SECTION)}\n.*?(?=^## |\Z)", re.S | re.M)
-    if pattern.search(text):
-        text = pattern.sub(lambda _: section + "\n", text, count=1).rstrip() + "\n"
-    else:
-        text = text.rstrip() + "\n\n" + section
-    write_text_atomic(path, text)
 
 
 def open_and_list(folder: Path, annotators: list[str]) -> int:
@@ -188,7 +157,7 @@ Result: {written} of {args.images} images in the consensus.
 """
     print(body)
     if not args.no_docs:
-        update_docs(REPO / "docs" / "benchmarks.md", body)
+        update_docs(REPO / "docs" / "benchmarks.md", SECTION, body)
 
 
 if __name__ == "__main__":
