@@ -415,7 +415,9 @@ class ImageListPanel(QWidget):
             current = self.model.row_of(image_id)
             ids = self._shown_ids()
             later = [k for k, i in enumerate(ids) if self.model.row_of(i) > current]
-            target = (later[0] if later else n) if step > 0 else (later[0] - 1 if later else n - 1)
+            # The first shown row after the hidden image, or one past the end when there is none.
+            next_row = later[0] if later else n
+            target = next_row if step > 0 else next_row - 1
         else:
             target = 0 if step > 0 else n - 1
         if not 0 <= target < n:

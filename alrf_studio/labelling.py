@@ -72,7 +72,7 @@ class LabelSession(QObject):
         self.reload()
 
     def next_index(self) -> int | None:
-        """The point the next click places: a selected point without coordinates, else the first unlabelled."""
+        """Return the point the next click places: a selected point without coordinates, else the first unlabelled."""
         if self.selected is not None and self.label.state[self.selected] != PointState.VISIBLE:
             return self.selected
         for k in range(N_POINTS):
@@ -81,7 +81,7 @@ class LabelSession(QObject):
         return None
 
     def target_index(self) -> int | None:
-        """The point that nudges and Delete act on: the selected point, else the one placed last."""
+        """Return the point that nudges and Delete act on: the selected point, else the one placed last."""
         return self.selected if self.selected is not None else self.last_placed
 
     def select(self, index: int | None) -> None:

@@ -1,6 +1,6 @@
 """What review mode and the agreement panel show, read from the project without Qt.
 
-A :class:`ReviewSnapshot` holds the labels of every annotator who labelled at least one point,
+A :class:`ReviewSnapshot` contains the labels of every annotator who labelled at least one point,
 their agreement flags (:func:`s2ld_core.agreement.compute_agreement`) and consensus
 (:func:`s2ld_core.consensus.compute_consensus` with :data:`REVIEW_RULE`). The review controller
 reads a new snapshot after labels change, so the flags never describe labels that are gone.

@@ -39,7 +39,7 @@ echo "clone:   $CLONE"
 git clone --quiet "$SRC" "$CLONE" || exit 1
 
 # 1. The first README command: sets up .venv, then starts the app. With no project given the app
-#    shows its start dialog and waits for a person, so the check waits for the log line that says
+#    shows its start dialog and waits for a person, so the check waits for the log line that reports
 #    the dialog is shown (at most 900 s), records the time, and closes the app.
 LOG="$ALRF_STUDIO_HOME/logs/alrf-studio.log"
 before=$(du -sm "$WORK" | cut -f1)

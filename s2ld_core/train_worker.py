@@ -338,7 +338,7 @@ def resolve_device(requested: str) -> tuple[str, str]:
     """Return the device to train on and a message for the ``device`` event.
 
     "auto" takes CUDA when torch finds a GPU that accepts a small tensor, else the CPU. A
-    request for CUDA falls back to the CPU when CUDA is missing or fails, and the message says so.
+    request for CUDA falls back to the CPU when CUDA is missing or fails, and the message states that.
     """
     import torch
 
