@@ -51,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--no-flip", action="store_true", help="skip test-time flipping (about twice as fast, slightly less accurate)")
     predict.add_argument("--device", default="auto", help="torch device: auto, cpu or cuda (default: auto, CUDA when available)")
     predict.add_argument("--batch-size", type=int, default=64, help="faces per forward pass (default: 64)")
+    predict.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                         help="network precision: auto (bfloat16 on CPUs with native support, else float32), fp32 or bf16 (default: auto)")
     predict.set_defaults(func=cmd_predict)
 
     evaluate = subparsers.add_parser(
@@ -72,6 +74,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--normaliser", default="interocular", choices=["interocular", "box_diagonal"], help="NME normaliser (default: interocular)")
     evaluate.add_argument("--ced", type=Path, metavar="PNG", help="save the CED curves to this PNG file")
     evaluate.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default: 2)")
+    evaluate.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
+                          help="network precision: auto (bfloat16 on CPUs with native support, else float32), fp32 or bf16 (default: auto)")
     evaluate.set_defaults(func=cmd_evaluate)
 
 
@@ -148,7 +152,8 @@ def cmd_predict(args: argparse.Namespace) -> int:
     if args.project is None and not args.inputs:
         print("error: pass image files or folders, or --project DIR", file=sys.stderr)
         return 2
-    predictor = Predictor(args.model, device=args.device, flip=not args.no_flip, batch_size=args.batch_size)
+    predictor = Predictor(args.model, device=args.device, flip=not args.no_flip, batch_size=args.batch_size,
+                          precision=args.precision)
 
     if args.project is not None:
         from s2ld_core.store import Project
@@ -194,7 +199,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from s2ld_core.training_data import load_cnn_facepoint_eval, load_points_csv
 
     torch.set_num_threads(args.threads)
-    predictor = Predictor(args.model, device="cpu", flip=not args.no_flip)
+    predictor = Predictor(args.model, device="cpu", flip=not args.no_flip, precision=args.precision)
     if args.cnn_facepoint is not None:
         jpeg = args.jpeg or None
         sets = load_cnn_facepoint_eval(args.cnn_facepoint, args.split, tuple(args.size), jpeg, args.limit)

@@ -5,14 +5,17 @@ Usage:
 
 Faces are the committed fixture crops (16-32 px) repeated to ``--faces``. Stages run in turn,
 ``--repeat`` rounds, and the median and best time over all faces are reported; totals count
-everything from uint8 crops to points in crop pixels. Also reported: what channels-last memory, batch-norm fusion and a TorchScript trace
-each change, the decoding share of G2's time, and training seconds per epoch on 5,381 faces
-(estimated from ``--train-batches`` batches of the default preset).
+everything from uint8 crops to points in crop pixels. Also reported: what channels-last
+memory, batch-norm fusion, a TorchScript trace and bfloat16 weights each change, the decoding
+share of G2's time, O-Net's forward pass in bfloat16 for reference, and training seconds per
+epoch on 5,381 faces in float32 and in bfloat16 autocast (estimated from ``--train-batches``
+batches of the default preset).
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import platform
 import statistics
 import sys
@@ -33,14 +36,17 @@ from s2ld_core.model import fuse_batchnorm, normalise_input  # noqa: E402
 from s2ld_core.predict import DEFAULT_MODEL_DIR, Predictor  # noqa: E402
 from s2ld_core.training_data import Sample, load_points_csv  # noqa: E402
 
+NO_FLIP = "**G2 total, no flip** (Predictor default: resize + forward + decode + map back)"
+WITH_FLIP = "G2 total, with test-time flip"
+ONET_TOTAL = "**MTCNN O-Net total**"
 FIXTURE_CSV = REPO / "tests" / "fixtures" / "lowres_faces" / "points.csv"
 
 
-def forward_only(model, inputs: np.ndarray, channels_last: bool, batch: int = 64):
+def forward_only(model, inputs: np.ndarray, channels_last: bool, batch: int = 64, dtype=torch.float32):
     def run():
         with torch.inference_mode():
             for s in range(0, len(inputs), batch):
-                x = normalise_input(torch.from_numpy(inputs[s : s + batch]).permute(0, 3, 1, 2))
+                x = normalise_input(torch.from_numpy(inputs[s : s + batch]).permute(0, 3, 1, 2)).to(dtype)
                 if channels_last:
                     x = x.contiguous(memory_format=torch.channels_last)
                 else:
@@ -86,9 +92,20 @@ def main() -> int:
     with torch.inference_mode():
         example = normalise_input(torch.from_numpy(inputs[:64]).permute(0, 3, 1, 2)).contiguous(memory_format=torch.channels_last)
         traced = torch.jit.freeze(torch.jit.trace(fused_cl, example))
-    cpu = torch.device("cpu")
+        fused_bf16 = copy.deepcopy(fused_cl).to(torch.bfloat16)
+        traced_bf16 = torch.jit.freeze(torch.jit.trace(fused_bf16, example.to(torch.bfloat16)))
     predictor = Predictor(args.model, device="cpu", flip=False)
+    predictor_fp32 = Predictor(args.model, device="cpu", flip=False, precision="fp32")
     predictor_flip = Predictor(args.model, device="cpu", flip=True)
+    onet_bf16 = copy.deepcopy(onet.model).to(torch.bfloat16)
+
+    def onet_forward_bf16():
+        with torch.inference_mode():
+            for s in range(0, n, 64):
+                chunk = torch.from_numpy(onet_inputs[s : s + 64])
+                onet_bf16(((chunk.permute(0, 3, 1, 2).float() - 127.5) / 128.0).to(torch.bfloat16))
+
+    precision = "bfloat16" if predictor.dtype == torch.bfloat16 else "float32"
 
     stages = {
         "resize crops to 32x32 (OpenCV)": lambda: stack_inputs(images, raw.config.input_size),
@@ -96,12 +113,15 @@ def main() -> int:
         "G2 forward, channels-last": forward_only(raw_cl, inputs, True),
         "G2 forward, channels-last + fused batch norm": forward_only(fused_cl, inputs, True),
         "G2 forward, + TorchScript trace and freeze": forward_only(traced, inputs, True),
+        "G2 forward, + bfloat16 weights": forward_only(traced_bf16, inputs, True, dtype=torch.bfloat16),
         "decode heatmaps (arg-max + Newton step)": lambda: decode_heatmaps(maps, 5),
-        "**G2 total, no flip** (Predictor: resize + forward + decode + map back)": lambda: predictor.predict_arrays(images),
-        "G2 total, with test-time flip (Predictor default)": lambda: predictor_flip.predict_arrays(images),
+        "G2 total, no flip, float32": lambda: predictor_fp32.predict_arrays(images),
+        NO_FLIP: lambda: predictor.predict_arrays(images),
+        WITH_FLIP: lambda: predictor_flip.predict_arrays(images),
         "O-Net: cut and resize crops to 48x48": lambda: onet.make_inputs(images),
         "O-Net: forward": lambda: onet.run(onet_inputs),
-        "**MTCNN O-Net total**": lambda: onet.predict_arrays(images),
+        "O-Net: forward in bfloat16 (reference only, not how MTCNN runs)": onet_forward_bf16,
+        ONET_TOTAL: lambda: onet.predict_arrays(images),
     }
     # Round-robin over the stages, so a change in machine load hits every stage alike.
     times = {name: [] for name in stages}
@@ -114,9 +134,9 @@ def main() -> int:
             times[name].append(time.perf_counter() - start)
     rows = [(name, statistics.median(t), min(t)) for name, t in times.items()]
     best = {name: b for name, _, b in rows}
-    t_total = best["**G2 total, no flip** (Predictor: resize + forward + decode + map back)"]
-    t_total_flip = best["G2 total, with test-time flip (Predictor default)"]
-    t_onet = best["**MTCNN O-Net total**"]
+    t_total = best[NO_FLIP]
+    t_total_flip = best[WITH_FLIP]
+    t_onet = best[ONET_TOTAL]
     t_decode = best["decode heatmaps (arg-max + Newton step)"]
 
     print("| stage | median s | best s | faces/s (best) |")
@@ -126,6 +146,7 @@ def main() -> int:
     print()
     print(f"speed ratios from the best runs: G2 (no flip) / O-Net: {t_onet / t_total:.2f}x; with flip: {t_onet / t_total_flip:.2f}x")
     print(f"decoding share of G2 total (no flip): {100 * t_decode / t_total:.1f}%")
+    print(f"Predictor precision on this CPU: {precision}")
 
     if args.train_batches:
         from s2ld_core.train import TrainConfig, train
@@ -133,15 +154,16 @@ def main() -> int:
         samples = [Sample(image=fixture.images[i], xy=fixture.xy[i], state=fixture.state[i], high_res=False)
                    for i in range(len(fixture.keys))]
         samples = [samples[i % len(samples)] for i in range(64 * args.train_batches)]
-        config = TrainConfig(epochs=1, threads=args.threads, device="cpu", batch_event_every=1)
-        times = []
-        for event in train(samples, config, val_samples=samples[:2]):
-            if event.kind == "batch":
-                times.append(event.elapsed_s)
-        per_batch = statistics.median(np.diff(times))
-        batches = 5381 // 64
-        print(f"training: {per_batch:.3f} s per batch of 64 -> about {per_batch * batches:.0f} s per epoch of 5,381 faces "
-              "(plus validation of 468 faces)")
+        for train_precision in ("fp32", "bf16"):
+            config = TrainConfig(epochs=1, threads=args.threads, device="cpu", batch_event_every=1, precision=train_precision)
+            times = []
+            for event in train(samples, config, val_samples=samples[:2]):
+                if event.kind == "batch":
+                    times.append(event.elapsed_s)
+            per_batch = statistics.median(np.diff(times))
+            batches = 5381 // 64
+            print(f"training ({train_precision}): {per_batch:.3f} s per batch of 64 -> about {per_batch * batches:.0f} s "
+                  "per epoch of 5,381 faces (plus validation of 468 faces)")
     return 0
 
 

@@ -39,13 +39,23 @@ def flip_heatmaps(heatmaps: np.ndarray, n_landmarks: int) -> np.ndarray:
 
 
 @torch.inference_mode()
-def run_heatmaps(model: G2, inputs: np.ndarray, device: torch.device, flip: bool = False, batch_size: int = 64) -> np.ndarray:
-    """Run ``model`` on stacked uint8 inputs (N, S, S, 3) and return float32 heatmaps (N, C, S, S)."""
+def run_heatmaps(
+    model: G2,
+    inputs: np.ndarray,
+    device: torch.device,
+    flip: bool = False,
+    batch_size: int = 64,
+    dtype: torch.dtype = torch.float32,
+) -> np.ndarray:
+    """Run ``model`` on stacked uint8 inputs (N, S, S, 3) and return float32 heatmaps (N, C, S, S).
+
+    ``dtype`` is the dtype of the model's weights; the inputs are cast to it.
+    """
     n_landmarks = model.config.n_landmarks
     outputs = []
     for start in range(0, len(inputs), batch_size):
         chunk = torch.from_numpy(inputs[start : start + batch_size]).to(device)
-        x = normalise_input(chunk.permute(0, 3, 1, 2)).contiguous(memory_format=torch.channels_last)
+        x = normalise_input(chunk.permute(0, 3, 1, 2)).to(dtype).contiguous(memory_format=torch.channels_last)
         if flip:
             both = model(torch.cat([x, x.flip(-1)])).float().cpu().numpy()
             half = both.shape[0] // 2
@@ -65,11 +75,12 @@ def predict_points(
     device: torch.device,
     flip: bool = False,
     batch_size: int = 64,
+    dtype: torch.dtype = torch.float32,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Predict points (N, K, 2) in each crop's own pixels and peak confidences (N, K)."""
     size = model.config.input_size
     inputs = stack_inputs(images, size)
-    maps = run_heatmaps(model, inputs, device, flip, batch_size)
+    maps = run_heatmaps(model, inputs, device, flip, batch_size, dtype)
     uv, confidence = decode_heatmaps(maps, model.config.n_landmarks)
 
     widths = np.array([im.shape[1] for im in images], dtype=np.float64)[:, None]

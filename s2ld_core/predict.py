@@ -35,7 +35,8 @@ def _traced(model: "G2", device: "torch.device") -> "G2":
     import torch
 
     size = model.config.input_size
-    example = torch.zeros(2, 3, size, size, device=device).contiguous(memory_format=torch.channels_last)
+    dtype = next(model.parameters()).dtype
+    example = torch.zeros(2, 3, size, size, device=device, dtype=dtype).contiguous(memory_format=torch.channels_last)
     with torch.inference_mode(), warnings.catch_warnings():
         # torch 2.13 marks TorchScript as deprecated; it still gives the fastest CPU graph here.
         warnings.simplefilter("ignore", DeprecationWarning)
@@ -66,6 +67,9 @@ class Predictor:
         threads: CPU threads for torch; None leaves torch's setting alone.
         fuse: fold batch norms into convolutions for speed (same outputs up to rounding).
         jit: trace and freeze the network with TorchScript for speed (same outputs up to rounding).
+        precision: "auto", "fp32" or "bf16". "auto" is bfloat16 on a CPU with native bfloat16
+            support (AVX-512 BF16 or AMX), where it about doubles throughput at the same
+            accuracy, and float32 everywhere else, CUDA included.
     """
 
     def __init__(
@@ -77,12 +81,13 @@ class Predictor:
         threads: int | None = None,
         fuse: bool = True,
         jit: bool = True,
+        precision: str = "auto",
     ) -> None:
         import torch
 
         from s2ld_core.checkpoint import load_checkpoint
         from s2ld_core.model import fuse_batchnorm
-        from s2ld_core.train import pick_device
+        from s2ld_core.train import cpu_has_bf16, pick_device
 
         if threads is not None:
             torch.set_num_threads(threads)
@@ -91,14 +96,18 @@ class Predictor:
         model, card = load_checkpoint(self.folder, "cpu")
         if fuse and model.config.norm == "batch":
             fuse_batchnorm(model)
-        self.model: G2 = model.to(self.device).to(memory_format=torch.channels_last).eval()
+        if precision not in ("auto", "fp32", "bf16"):
+            raise ValueError(f"unknown precision {precision!r}; use auto, fp32 or bf16")
+        use_bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cpu" and cpu_has_bf16())
+        self.dtype: torch.dtype = torch.bfloat16 if use_bf16 else torch.float32
+        self.model: G2 = model.to(self.device, self.dtype).to(memory_format=torch.channels_last).eval()
         if jit:
             self.model = _traced(self.model, self.device)
         self.card: ModelCard = card
         self.flip = flip
         self.batch_size = batch_size
         self.visibility_threshold = float(card.heatmap.get("visibility_threshold", DEFAULT_VISIBILITY_THRESHOLD))
-        log.info("loaded model %s from %s on %s", card.model_id, self.folder, self.device)
+        log.info("loaded model %s from %s on %s (%s)", card.model_id, self.folder, self.device, self.dtype)
 
     @property
     def model_version(self) -> str:
@@ -115,7 +124,7 @@ class Predictor:
         if len(images) == 0:
             k = self.model.config.n_landmarks
             return np.zeros((0, k, 2)), np.zeros((0, k), np.float32), np.zeros((0, k), bool)
-        xy, confidence = predict_points(self.model, list(images), self.device, self.flip, self.batch_size)
+        xy, confidence = predict_points(self.model, list(images), self.device, self.flip, self.batch_size, self.dtype)
         return xy, confidence, confidence >= self.visibility_threshold
 
     def predict(self, images: list[np.ndarray]) -> list[schema.Prediction]:

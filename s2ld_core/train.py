@@ -70,6 +70,8 @@ class TrainConfig:
     threads: int | None = None
     device: str = "auto"
     batch_event_every: int = 10
+    precision: str = "auto"
+    loss: str = "mse"
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -126,6 +128,61 @@ class TrainEvent:
     def to_dict(self) -> dict:
         """Return the event without its result, as plain JSON-compatible values."""
         return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "result"}
+
+
+#: Heatmap losses selectable by name in :class:`TrainConfig`.
+LOSSES = ("mse", "awing")
+
+#: Training precisions: "auto" is float16 mixed precision on CUDA, bfloat16 autocast on CPUs
+#: with native bfloat16 support, and float32 otherwise.
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def autocast_dtype(device: torch.device, precision: str = "auto") -> torch.dtype | None:
+    """Return the autocast dtype for ``device`` under ``precision``, or None for float32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}; use one of {PRECISIONS}")
+    if precision == "fp32":
+        return None
+    if device.type == "cuda":
+        return torch.bfloat16 if precision == "bf16" else torch.float16
+    if precision == "bf16" or cpu_has_bf16():
+        return torch.bfloat16
+    return None
+
+
+def cpu_has_bf16() -> bool:
+    """True when this CPU runs bfloat16 convolutions natively (AVX-512 BF16 or AMX)."""
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def heatmap_loss(output: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
+    """Per-channel loss (N, C) of ``output`` against ``target`` heatmaps, summed over pixels.
+
+    "mse" is the squared error. "awing" is the adaptive wing loss of Wang, Bo and Fuxin
+    (ICCV 2019; omega 14, theta 0.5, epsilon 1, alpha 2.1), which penalises small errors near
+    a peak more than the squared error does, with foreground pixels (target above 0.2 after
+    a 3 x 3 dilation) weighted 10 times.
+    """
+    if kind == "mse":
+        return ((output - target) ** 2).sum(dim=(2, 3))
+    if kind != "awing":
+        raise ValueError(f"unknown loss {kind!r}; use one of {LOSSES}")
+    omega, theta, epsilon, alpha = 14.0, 0.5, 1.0, 2.1
+    error = (output - target).abs()
+    power = alpha - target
+    ratio = theta / epsilon
+    a = omega / (1.0 + ratio**power) * power * ratio ** (power - 1.0) / epsilon
+    c = theta * a - omega * torch.log1p(ratio**power)
+    small = omega * torch.log1p((error / epsilon) ** power)
+    large = a * error - c
+    per_pixel = torch.where(error < theta, small, large)
+    foreground = torch.nn.functional.max_pool2d(target, 3, stride=1, padding=1) > 0.2
+    weight = 1.0 + 9.0 * foreground.float()
+    return (per_pixel * weight).sum(dim=(2, 3))
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -230,7 +287,10 @@ def train(
     device = pick_device(config.device)
     if device.type == "cpu" and config.threads:
         torch.set_num_threads(config.threads)
-    use_amp = device.type == "cuda"
+    amp_dtype = autocast_dtype(device, config.precision)
+    use_amp = amp_dtype is not None
+    if config.loss not in LOSSES:
+        raise ValueError(f"unknown loss {config.loss!r}; use one of {LOSSES}")
 
     if val_samples is None:
         order = rng.permutation(len(samples))
@@ -248,7 +308,8 @@ def train(
     model = model.to(device).to(memory_format=torch.channels_last)
     ema = _Ema(model, config.ema_decay)
     optimiser = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
-    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+    # Only float16 needs loss scaling; bfloat16 has float32's exponent range.
+    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype == torch.float16)
 
     size = config.model.input_size
     n_landmarks = config.model.n_landmarks
@@ -289,9 +350,9 @@ def train(
                 progress = max(progress, (time.perf_counter() - start_time) / (60.0 * config.max_minutes))
             for group in optimiser.param_groups:
                 group["lr"] = config.lr * _lr_factor(step, warmup_steps, progress)
-            with torch.autocast(device.type, enabled=use_amp):
+            with torch.autocast(device.type, dtype=amp_dtype, enabled=use_amp):
                 output = model(x)
-            per_channel = ((output.float() - target) ** 2).sum(dim=(2, 3))
+            per_channel = heatmap_loss(output.float(), target, config.loss)
             loss = (per_channel * weight).sum() / weight.sum().clamp(min=1.0)
 
             optimiser.zero_grad(set_to_none=True)
@@ -373,6 +434,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("--init", help="checkpoint folder to start from (fine-tuning); default: random weights")
     parser.add_argument("--lr", type=float, help="override the preset's peak learning rate")
+    parser.add_argument("--widths", help="four layer widths, finest first, such as 16,32,48,64 (default: the preset's)")
+    parser.add_argument("--loss", choices=LOSSES, help="heatmap loss (default: the preset's)")
+    parser.add_argument("--sigma", type=float, help="Gaussian sigma of the targets in input pixels (default: the preset's)")
+    parser.add_argument("--precision", choices=PRECISIONS, default="auto",
+                        help="auto: float16 mixed precision on CUDA, bfloat16 on CPUs that support it, else float32")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s")
 
@@ -381,6 +447,13 @@ def main(argv: list[str] | None = None) -> int:
         config.epochs = args.epochs
     if args.lr:
         config.lr = args.lr
+    if args.widths:
+        config.model = G2Config(**{**config.model.to_dict(), "widths": tuple(int(w) for w in args.widths.split(","))})
+    if args.loss:
+        config.loss = args.loss
+    if args.sigma:
+        config.sigma = args.sigma
+    config.precision = args.precision
     initial_state, parent = None, None
     if args.init:
         from s2ld_core.checkpoint import load_checkpoint

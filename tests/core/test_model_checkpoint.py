@@ -20,7 +20,9 @@ from s2ld_core.checkpoint import (
 )
 from s2ld_core.model import G2, G2Config
 from s2ld_core.predict import Predictor
-from tests.core.fixture_faces import fixture_face
+from s2ld_core.metrics import nme
+from s2ld_core.training_data import load_points_csv
+from tests.core.fixture_faces import FACES_DIR, fixture_face
 
 
 def _trained_looking_model() -> G2:
@@ -106,9 +108,32 @@ def test_predictor_on_saved_checkpoint(tmp_path):
 def test_predictor_speedups_keep_outputs(tmp_path):
     save_checkpoint(_trained_looking_model(), ModelCard(model_id="tiny", config={}), tmp_path)
     faces = [fixture_face(i) for i in range(6)]
-    plain = Predictor(tmp_path, device="cpu", flip=True, fuse=False, jit=False).predict_arrays(faces)
-    fast = Predictor(tmp_path, device="cpu", flip=True, fuse=True, jit=True).predict_arrays(faces)
+    plain = Predictor(tmp_path, device="cpu", flip=True, fuse=False, jit=False, precision="fp32").predict_arrays(faces)
+    fast = Predictor(tmp_path, device="cpu", flip=True, fuse=True, jit=True, precision="fp32").predict_arrays(faces)
     assert np.allclose(plain[1], fast[1], atol=1e-4)
     # An untrained network has flat heatmaps, so only points with a clear peak are compared.
     clear = plain[1] > 0.05
     assert np.allclose(plain[0][clear], fast[0][clear], atol=0.05)
+
+
+def test_bfloat16_predictions_match_float32_on_real_faces():
+    faces = load_points_csv(FACES_DIR / "points.csv")
+    images = list(faces.images)
+    exact = Predictor(device="cpu", flip=False, precision="fp32")
+    half = Predictor(device="cpu", flip=False, precision="bf16")
+    assert half.dtype == torch.bfloat16
+    xy32, conf32, _ = exact.predict_arrays(images)
+    xy16, conf16, _ = half.predict_arrays(images)
+    shift = np.linalg.norm(xy32 - xy16, axis=-1)
+    # bfloat16 keeps 8 bits of mantissa: points move by hundredths of a pixel, not more.
+    assert np.median(shift) < 0.05
+    assert shift.max() < 0.5
+    assert np.abs(conf32 - conf16).max() < 0.05
+    nme32 = np.nanmean(nme(xy32, faces.xy, faces.state))
+    nme16 = np.nanmean(nme(xy16, faces.xy, faces.state))
+    assert abs(nme32 - nme16) < 0.002
+
+
+def test_unknown_precision_named(tmp_path):
+    with pytest.raises(ValueError, match="'fp8'"):
+        Predictor(device="cpu", precision="fp8")

@@ -11,7 +11,7 @@ import torch
 from s2ld_core import schema
 from s2ld_core.augment import save_augmentation_sheet, synthesize
 from s2ld_core.model import G2, G2Config
-from s2ld_core.train import TrainConfig, evaluate_faces, make_val_faces, train
+from s2ld_core.train import TrainConfig, autocast_dtype, evaluate_faces, gaussian_targets, heatmap_loss, make_val_faces, train
 from s2ld_core.training_data import Sample, load_points_csv
 from tests.core.fixture_faces import FACES_DIR
 
@@ -107,3 +107,31 @@ def test_augmentation_sheet_written(tmp_path):
     sheet = cv2.imread(str(path))
     assert sheet.shape == (2 * 128, 4 * 128, 3)
     assert sheet.std() > 10
+
+
+def _one_target(u: float, v: float) -> torch.Tensor:
+    uv = torch.tensor([[[u, v]] * 5], dtype=torch.float32)
+    return gaussian_targets(uv, torch.ones(1, 5, dtype=torch.bool), 32, 1.5, True)
+
+
+@pytest.mark.parametrize("kind", ["mse", "awing"])
+def test_heatmap_loss_is_zero_on_target_and_grows_with_distance(kind):
+    target = _one_target(15.0, 15.0)
+    assert torch.allclose(heatmap_loss(target, target, kind), torch.zeros(1, 6), atol=1e-5)
+    near = heatmap_loss(_one_target(15.5, 15.0), target, kind)[0, :5]
+    far = heatmap_loss(_one_target(18.0, 15.0), target, kind)[0, :5]
+    assert torch.all(near > 0)
+    assert torch.all(far > near)
+
+
+def test_unknown_loss_and_precision_are_named():
+    target = _one_target(15.0, 15.0)
+    with pytest.raises(ValueError, match="'l1'"):
+        heatmap_loss(target, target, "l1")
+    with pytest.raises(ValueError, match="'fp8'"):
+        autocast_dtype(torch.device("cpu"), "fp8")
+    assert autocast_dtype(torch.device("cpu"), "fp32") is None
+    assert autocast_dtype(torch.device("cpu"), "bf16") == torch.bfloat16
+    samples = _fixture_samples()
+    with pytest.raises(ValueError, match="'huber'"):
+        list(train(samples[:32], _small_config(epochs=1, loss="huber"), val_samples=samples[32:]))
