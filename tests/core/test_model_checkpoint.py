@@ -116,7 +116,7 @@ def test_predictor_speedups_keep_outputs(tmp_path):
     assert np.allclose(plain[0][clear], fast[0][clear], atol=0.05)
 
 
-def test_bfloat16_predictions_match_float32_on_real_faces():
+def test_bfloat16_matches_float32_points():
     faces = load_points_csv(FACES_DIR / "points.csv")
     images = list(faces.images)
     exact = Predictor(device="cpu", flip=False, precision="fp32")
@@ -125,7 +125,7 @@ def test_bfloat16_predictions_match_float32_on_real_faces():
     xy32, conf32, _ = exact.predict_arrays(images)
     xy16, conf16, _ = half.predict_arrays(images)
     shift = np.linalg.norm(xy32 - xy16, axis=-1)
-    # bfloat16 keeps 8 bits of mantissa: points move by hundredths of a pixel, not more.
+    # bfloat16 keeps 8 significant bits, so points move by hundredths of a pixel.
     assert np.median(shift) < 0.05
     assert shift.max() < 0.5
     assert np.abs(conf32 - conf16).max() < 0.05
@@ -134,6 +134,6 @@ def test_bfloat16_predictions_match_float32_on_real_faces():
     assert abs(nme32 - nme16) < 0.002
 
 
-def test_unknown_precision_named(tmp_path):
+def test_unknown_precision_named():
     with pytest.raises(ValueError, match="'fp8'"):
         Predictor(device="cpu", precision="fp8")

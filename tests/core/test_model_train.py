@@ -115,7 +115,7 @@ def _one_target(u: float, v: float) -> torch.Tensor:
 
 
 @pytest.mark.parametrize("kind", ["mse", "awing"])
-def test_heatmap_loss_is_zero_on_target_and_grows_with_distance(kind):
+def test_heatmap_loss_grows_with_distance(kind):
     target = _one_target(15.0, 15.0)
     assert torch.allclose(heatmap_loss(target, target, kind), torch.zeros(1, 6), atol=1e-5)
     near = heatmap_loss(_one_target(15.5, 15.0), target, kind)[0, :5]
@@ -124,7 +124,7 @@ def test_heatmap_loss_is_zero_on_target_and_grows_with_distance(kind):
     assert torch.all(far > near)
 
 
-def test_unknown_loss_and_precision_are_named():
+def test_unknown_loss_and_precision_rejected():
     target = _one_target(15.0, 15.0)
     with pytest.raises(ValueError, match="'l1'"):
         heatmap_loss(target, target, "l1")
