@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from .metrics import interocular
 from .schema import N_POINTS, PointState
 
 logger = logging.getLogger(__name__)
@@ -232,13 +233,6 @@ def masked_mean(xy: np.ndarray, use: np.ndarray, axis: int = 1) -> tuple[np.ndar
     return mean, count
 
 
-def inter_ocular_distance(xy: np.ndarray) -> np.ndarray:
-    """Return the eye distance of points (..., 5, 2); NaN where an eye is NaN or the eyes coincide."""
-    iod = np.linalg.norm(xy[..., 1, :] - xy[..., 0, :], axis=-1)
-    iod[~(iod > 0)] = np.nan
-    return iod
-
-
 def compute_consensus(xy: np.ndarray, state: np.ndarray, rule: ConsensusRule | None = None) -> ConsensusResult:
     """Merge annotators into one label per image under ``rule``.
 
@@ -285,7 +279,7 @@ def compute_consensus(xy: np.ndarray, state: np.ndarray, rule: ConsensusRule | N
     cons_state[included] = PointState.INVISIBLE
     cons_state[point_visible] = PointState.VISIBLE
 
-    iod = inter_ocular_distance(mean)
+    iod = interocular(mean)
     result = ConsensusResult(
         rule=rule,
         finished=finished,

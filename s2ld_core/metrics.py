@@ -18,9 +18,14 @@ LEFT_EYE, RIGHT_EYE = 0, 1
 
 
 def interocular(gt_xy: np.ndarray) -> np.ndarray:
-    """Return the distance between the eye centres of ground-truth points (N, 5, 2), shape (N,)."""
+    """Return the eye distance of points (..., 5, 2), shape (...); NaN where an eye is NaN or the eyes coincide.
+
+    A zero distance cannot normalise an error, so it is NaN too, and such a face drops out of
+    NME means instead of giving an infinite error.
+    """
     gt_xy = np.asarray(gt_xy, dtype=np.float64)
-    return np.linalg.norm(gt_xy[:, LEFT_EYE] - gt_xy[:, RIGHT_EYE], axis=-1)
+    distance = np.linalg.norm(gt_xy[..., LEFT_EYE, :] - gt_xy[..., RIGHT_EYE, :], axis=-1)
+    return np.where(distance > 0, distance, np.nan)
 
 
 def box_diagonal(boxes: np.ndarray) -> np.ndarray:

@@ -51,6 +51,14 @@ def test_invisible_eye_gives_nan_interocular(gt):
     assert np.all(values[1:] == 0.0)
 
 
+def test_coinciding_eyes_give_nan_nme(gt):
+    same_eyes = gt.copy()
+    same_eyes[0, 1] = same_eyes[0, 0]
+    values = nme(same_eyes + 0.5, same_eyes)
+    assert np.isnan(values[0])
+    assert np.all(np.isfinite(values[1:]))
+
+
 def test_summary_values():
     per_face = np.array([0.02, 0.04, 0.06, 0.12, np.nan])
     s = summarise(per_face)
