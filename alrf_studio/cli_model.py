@@ -29,7 +29,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     source.add_argument("--project", type=Path, metavar="DIR", help="project folder whose human labels to train on")
     train.add_argument("--annotator", help="with --project: the annotator whose finished labels are used")
     train.add_argument("--out", type=Path, required=True, metavar="DIR", help="checkpoint folder to write (model.safetensors and card.json)")
-    train.add_argument("--preset", default="default", help="hyper-parameter preset: default (about 100 epochs) or quick (default: default)")
+    train.add_argument("--preset", default="default", help="hyper-parameter preset: default (150 epochs) or quick (default: default)")
     train.add_argument("--epochs", type=int, help="number of epochs (default: the preset's)")
     train.add_argument("--init", type=Path, metavar="DIR", help="checkpoint folder to start from (fine-tuning); becomes the card's parent model")
     train.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default: 2)")
@@ -51,8 +51,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--no-flip", action="store_true", help="skip test-time flipping (about twice as fast, slightly less accurate)")
     predict.add_argument("--device", default="auto", help="torch device: auto, cpu or cuda (default: auto, CUDA when available)")
     predict.add_argument("--batch-size", type=int, default=64, help="faces per forward pass (default: 64)")
-    predict.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                         help="network precision: auto (bfloat16 on CPUs with native support, else float32), fp32 or bf16 (default: auto)")
+    predict.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
+                         help="network precision: auto (bfloat16 on CPUs with native support, else float32), fp32, bf16, "
+                         "or int8 (CPU only, fastest, needs the model's calibration.safetensors) (default: auto)")
     predict.set_defaults(func=cmd_predict)
 
     evaluate = subparsers.add_parser(
@@ -74,8 +75,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--normaliser", default="interocular", choices=["interocular", "box_diagonal"], help="NME normaliser (default: interocular)")
     evaluate.add_argument("--ced", type=Path, metavar="PNG", help="save the CED curves to this PNG file")
     evaluate.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default: 2)")
-    evaluate.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16"],
-                          help="network precision: auto (bfloat16 on CPUs with native support, else float32), fp32 or bf16 (default: auto)")
+    evaluate.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
+                          help="network precision: auto (bfloat16 on CPUs with native support, else float32), fp32, bf16, "
+                         "or int8 (CPU only, fastest, needs the model's calibration.safetensors) (default: auto)")
     evaluate.set_defaults(func=cmd_evaluate)
 
 

@@ -6,7 +6,7 @@ Usage:
 Faces are the committed fixture crops (16-32 px) repeated to ``--faces``. Stages run in turn,
 ``--repeat`` rounds, and the median and best time over all faces are reported; totals count
 everything from uint8 crops to points in crop pixels. Also reported: what channels-last
-memory, batch-norm fusion, a TorchScript trace and bfloat16 weights each change, the decoding
+memory, batch-norm fusion, a TorchScript trace, bfloat16 weights and int8 quantization each change, the decoding
 share of G2's time, O-Net's forward pass in bfloat16 for reference, and training seconds per
 epoch on 5,381 faces in float32 and in bfloat16 autocast (estimated from ``--train-batches``
 batches of the default preset).
@@ -38,6 +38,7 @@ from s2ld_core.training_data import Sample, load_points_csv  # noqa: E402
 
 NO_FLIP = "**G2 total, no flip** (Predictor default: resize + forward + decode + map back)"
 WITH_FLIP = "G2 total, with test-time flip"
+INT8 = "**G2 total, no flip, int8** (`--precision int8`)"
 ONET_TOTAL = "**MTCNN O-Net total**"
 FIXTURE_CSV = REPO / "tests" / "fixtures" / "lowres_faces" / "points.csv"
 
@@ -97,6 +98,7 @@ def main() -> int:
     predictor = Predictor(args.model, device="cpu", flip=False)
     predictor_fp32 = Predictor(args.model, device="cpu", flip=False, precision="fp32")
     predictor_flip = Predictor(args.model, device="cpu", flip=True)
+    predictor_int8 = Predictor(args.model, device="cpu", flip=False, precision="int8")
     onet_bf16 = copy.deepcopy(onet.model).to(torch.bfloat16)
 
     def onet_forward_bf16():
@@ -114,10 +116,12 @@ def main() -> int:
         "G2 forward, channels-last + fused batch norm": forward_only(fused_cl, inputs, True),
         "G2 forward, + TorchScript trace and freeze": forward_only(traced, inputs, True),
         "G2 forward, + bfloat16 weights": forward_only(traced_bf16, inputs, True, dtype=torch.bfloat16),
+        "G2 forward, int8 (static quantization, traced)": forward_only(predictor_int8.model, inputs, False),
         "decode heatmaps (arg-max + Newton step)": lambda: decode_heatmaps(maps, 5),
         "G2 total, no flip, float32": lambda: predictor_fp32.predict_arrays(images),
         NO_FLIP: lambda: predictor.predict_arrays(images),
         WITH_FLIP: lambda: predictor_flip.predict_arrays(images),
+        INT8: lambda: predictor_int8.predict_arrays(images),
         "O-Net: cut and resize crops to 48x48": lambda: onet.make_inputs(images),
         "O-Net: forward": lambda: onet.run(onet_inputs),
         "O-Net: forward in bfloat16 (reference only, not how MTCNN runs)": onet_forward_bf16,
@@ -137,6 +141,7 @@ def main() -> int:
     t_total = best[NO_FLIP]
     t_total_flip = best[WITH_FLIP]
     t_onet = best[ONET_TOTAL]
+    t_int8 = best[INT8]
     t_decode = best["decode heatmaps (arg-max + Newton step)"]
 
     print("| stage | median s | best s | faces/s (best) |")
@@ -144,8 +149,9 @@ def main() -> int:
     for name, median, fastest in rows:
         print(f"| {name} | {median:.3f} | {fastest:.3f} | {rate(fastest)} |")
     print()
-    print(f"speed ratios from the best runs: G2 (no flip) / O-Net: {t_onet / t_total:.2f}x; with flip: {t_onet / t_total_flip:.2f}x")
-    print(f"decoding share of G2 total (no flip): {100 * t_decode / t_total:.1f}%")
+    print(f"speed ratios from the best runs: G2 (no flip) / O-Net: {t_onet / t_total:.2f}x; with flip: {t_onet / t_total_flip:.2f}x; "
+          f"int8, no flip: {t_onet / t_int8:.2f}x")
+    print(f"decoding share of G2 total (no flip): {100 * t_decode / t_total:.1f}%; int8: {100 * t_decode / t_int8:.1f}%")
     print(f"Predictor precision on this CPU: {precision}")
 
     if args.train_batches:

@@ -5,7 +5,7 @@ Usage:
 
 ``--data`` is the folder holding ``cnn_facepoint`` and ``crowd_lr``. The cnn_facepoint test
 split is cut at 16, 24 and 32 px with JPEG quality 50 (``make_lowres_face``) and run through
-G2 (with and without test-time flip), the mean-shape predictor fitted on the train split and
+G2 (with and without test-time flip, and int8 without flip), the mean-shape predictor fitted on the train split and
 MTCNN's O-Net. Markdown tables go to standard output; ``docs/img/model_ced_24px.png`` and
 ``docs/img/crowd_lr_predictions.png`` are written. ``--update-card`` stores the test results
 and the NME on the committed fixture faces in the checkpoint's ``card.json`` (the shipped-model
@@ -58,10 +58,12 @@ def main() -> int:
 
     with_flip = Predictor(args.model, device="cpu", flip=True)
     no_flip = Predictor(args.model, device="cpu", flip=False)
+    int8 = Predictor(args.model, device="cpu", flip=False, precision="int8")
     cnn = args.data / "cnn_facepoint"
     predictors = {
         "G2 + flip": lambda images: with_flip.predict_arrays(images)[0],
         "G2": lambda images: no_flip.predict_arrays(images)[0],
+        "G2 int8": lambda images: int8.predict_arrays(images)[0],
         "mean shape": MeanShapePredictor.from_cnn_facepoint(cnn, "train").predict_arrays,
         "MTCNN O-Net (whole crop)": ONetPredictor(box_fraction=1.0).predict_arrays,
         "MTCNN O-Net (face box)": ONetPredictor(box_fraction=0.8).predict_arrays,

@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 
 #: Default Gaussian sigma of targets, in input-frame pixels.
-DEFAULT_SIGMA = 1.5
+DEFAULT_SIGMA = 1.0
 
 #: Default visibility threshold on the peak value when no calibration is available.
 DEFAULT_VISIBILITY_THRESHOLD = 0.15

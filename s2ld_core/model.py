@@ -44,7 +44,7 @@ class G2Config:
     """
 
     n_landmarks: int = 5
-    widths: tuple[int, int, int, int] = (16, 24, 32, 48)
+    widths: tuple[int, int, int, int] = (16, 32, 64, 96)
     input_size: int = 32
     background: bool = True
     norm: str = "batch"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import cv2
 import numpy as np
 import pytest
 import torch
@@ -20,6 +21,7 @@ from s2ld_core.checkpoint import (
 )
 from s2ld_core.model import G2, G2Config
 from s2ld_core.predict import Predictor
+from s2ld_core.quantize import CalibrationMissingError, load_calibration, save_calibration
 from s2ld_core.metrics import nme
 from s2ld_core.training_data import load_points_csv
 from tests.core.fixture_faces import FACES_DIR, fixture_face
@@ -137,3 +139,44 @@ def test_bfloat16_matches_float32_points():
 def test_unknown_precision_named():
     with pytest.raises(ValueError, match="'fp8'"):
         Predictor(device="cpu", precision="fp8")
+
+
+def test_int8_predictions_close_to_float32():
+    faces = load_points_csv(FACES_DIR / "points.csv")
+    images = list(faces.images)
+    exact = Predictor(device="cpu", flip=False, precision="fp32")
+    int8 = Predictor(device="cpu", flip=False, precision="int8")
+    assert int8.precision == "int8"
+    xy32, _, _ = exact.predict_arrays(images)
+    xy8, conf8, _ = int8.predict_arrays(images)
+    shift = np.linalg.norm(xy32 - xy8, axis=-1)
+    assert np.median(shift) < 0.1
+    assert np.all((conf8 >= 0) & (conf8 <= 1))
+    nme32 = np.nanmean(nme(xy32, faces.xy, faces.state))
+    nme8 = np.nanmean(nme(xy8, faces.xy, faces.state))
+    assert abs(nme32 - nme8) < 0.003
+
+
+def test_int8_without_calibration_named(tmp_path):
+    save_checkpoint(_trained_looking_model(), ModelCard(model_id="tiny", config={}), tmp_path)
+    with pytest.raises(CalibrationMissingError, match="calibration.safetensors"):
+        Predictor(tmp_path, device="cpu", precision="int8")
+
+
+def test_calibration_shape_checked(tmp_path):
+    save_checkpoint(_trained_looking_model(), ModelCard(model_id="tiny", config={}), tmp_path)
+    save_calibration(tmp_path, np.zeros((4, 24, 24, 3), np.uint8))
+    with pytest.raises(ValueError, match="expected uint8 N x 32 x 32 x 3"):
+        load_calibration(tmp_path, 32)
+    with pytest.raises(ValueError, match="expected N x S x S x 3"):
+        save_calibration(tmp_path, np.zeros((4, 32, 32), np.uint8))
+
+
+def test_int8_on_calibrated_tiny_model(tmp_path):
+    save_checkpoint(_trained_looking_model(), ModelCard(model_id="tiny", config={}), tmp_path)
+    save_calibration(tmp_path, np.stack([cv2.resize(fixture_face(i), (32, 32)) for i in range(8)]))
+    xy, confidence, visible = Predictor(tmp_path, device="cpu", flip=True, precision="int8").predict_arrays(
+        [fixture_face(0), fixture_face(1)]
+    )
+    assert xy.shape == (2, 5, 2)
+    assert np.all(np.isfinite(xy))
