@@ -113,7 +113,12 @@ class Predictor:
             raise ValueError(f"precision int8 runs on the CPU only, not on {self.device}; use fp32 or bf16 there")
         use_bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cpu" and cpu_has_bf16())
         self.dtype: torch.dtype = torch.bfloat16 if use_bf16 else torch.float32
-        self.precision = "int8" if precision == "int8" else ("bf16" if use_bf16 else "fp32")
+        if precision == "int8":
+            self.precision = "int8"
+        elif use_bf16:
+            self.precision = "bf16"
+        else:
+            self.precision = "fp32"
         if precision == "int8":
             from s2ld_core.quantize import load_calibration, quantize_int8
 
