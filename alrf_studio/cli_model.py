@@ -210,7 +210,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         same_size = faces.images.dtype != object
         sets = {faces.images.shape[1] if same_size else 0: faces}
 
-    predictors = {f"G2 {predictor.model_version}": lambda images: predictor.predict_arrays(images)[0]}
+    mode = predictor.precision + ("" if args.no_flip else ", flip")
+    predictors = {f"G2 {predictor.model_version} ({mode})": lambda images: predictor.predict_arrays(images)[0]}
     if args.baselines:
         from s2ld_core.baselines import BaselineUnavailableError, MeanShapePredictor, ONetPredictor
         if args.cnn_facepoint is not None:
@@ -220,7 +221,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
             first = next(iter(sets.values()))
             predictors["mean shape"] = MeanShapePredictor.fit(list(first.images), first.xy).predict_arrays
         try:
-            predictors["MTCNN O-Net"] = ONetPredictor().predict_arrays
+            predictors["MTCNN O-Net (whole crop)"] = ONetPredictor(box_fraction=1.0).predict_arrays
         except BaselineUnavailableError as exc:
             print(f"warning: {exc}", file=sys.stderr)
 

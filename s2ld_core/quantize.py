@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import copy
 import logging
+import os
 import warnings
 from pathlib import Path
 
@@ -32,7 +33,7 @@ log = logging.getLogger(__name__)
 #: File of the calibration inputs inside a checkpoint folder.
 CALIBRATION_NAME = "calibration.safetensors"
 
-#: Photos of the train split cut at each calibration size; 100 x 3 sizes = 300 inputs.
+#: Train-split photos, each cut at every calibration size: 100 photos x 3 sizes = 300 inputs.
 CALIBRATION_FACES = 100
 CALIBRATION_SIZES = (16, 24, 32)
 
@@ -47,7 +48,11 @@ def save_calibration(folder: str | Path, inputs: np.ndarray) -> Path:
     if inputs.ndim != 4 or inputs.shape[3] != 3 or len(inputs) == 0:
         raise ValueError(f"calibration inputs have shape {inputs.shape}; expected N x S x S x 3 with N >= 1")
     path = Path(folder) / CALIBRATION_NAME
-    save_file({"inputs": inputs}, str(path))
+    tmp = path.with_name(path.name + ".tmp")
+    save_file({"inputs": inputs}, str(tmp))
+    # safetensors creates the file readable by its owner only; match the weights beside it.
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
     return path
 
 

@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import csv
+import re
+import shutil
 
+import cv2
+import numpy as np
 import pytest
 import torch
 
 from alrf_studio import cli_model
 from s2ld_core.checkpoint import ModelCard, save_checkpoint
 from s2ld_core.model import G2, G2Config
+from s2ld_core.quantize import save_calibration
+from s2ld_core.training_data import load_points_csv
 from tests.core.fixture_faces import FACES_DIR
 
 
@@ -55,8 +61,20 @@ def test_evaluate_prints_table(capsys, tmp_path, tiny_checkpoint):
                    "--ced", str(ced), "--threads", "1"])
     assert cli_model.cmd_evaluate(args) == 0
     text = capsys.readouterr().out
-    assert "| G2 tiny | mixed | 40 |" in text
+    # The row names the precision the predictor chose on this CPU, and the flip.
+    assert re.search(r"\| G2 tiny \((bf16|fp32), flip\) \| mixed \| 40 \|", text)
     assert ced.stat().st_size > 1000
+
+
+def test_evaluate_names_int8_without_flip(capsys, tmp_path, tiny_checkpoint):
+    model = tmp_path / "model"
+    shutil.copytree(tiny_checkpoint, model)
+    faces = load_points_csv(FACES_DIR / "points.csv")
+    save_calibration(model, np.stack([cv2.resize(image, (32, 32)) for image in faces.images[:8]]))
+    args = _parse(["evaluate", "--points-csv", str(FACES_DIR / "points.csv"), "--model", str(model),
+                   "--threads", "1", "--precision", "int8", "--no-flip"])
+    assert cli_model.cmd_evaluate(args) == 0
+    assert "| G2 tiny (int8) | mixed | 40 |" in capsys.readouterr().out
 
 
 def test_predict_without_inputs_fails(capsys, tiny_checkpoint):
