@@ -15,6 +15,11 @@ log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"}
 
+#: Values of ``--precision``, as :class:`s2ld_core.predict.Predictor` takes them.
+PRECISION_CHOICES = ("auto", "fp32", "bf16", "int8")
+PRECISION_HELP = ("network precision: auto (bfloat16 on CPUs with native support, else float32), fp32, bf16, "
+                  "or int8 (CPU only, fastest, needs the model's calibration.safetensors) (default: auto)")
+
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     """Add the ``train``, ``predict`` and ``evaluate`` subcommands."""
@@ -51,9 +56,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     predict.add_argument("--no-flip", action="store_true", help="skip test-time flipping (about twice as fast, slightly less accurate)")
     predict.add_argument("--device", default="auto", help="torch device: auto, cpu or cuda (default: auto, CUDA when available)")
     predict.add_argument("--batch-size", type=int, default=64, help="faces per forward pass (default: 64)")
-    predict.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
-                         help="network precision: auto (bfloat16 on CPUs with native support, else float32), fp32, bf16, "
-                         "or int8 (CPU only, fastest, needs the model's calibration.safetensors) (default: auto)")
+    predict.add_argument("--precision", default="auto", choices=PRECISION_CHOICES, help=PRECISION_HELP)
     predict.set_defaults(func=cmd_predict)
 
     evaluate = subparsers.add_parser(
@@ -75,9 +78,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     evaluate.add_argument("--normaliser", default="interocular", choices=["interocular", "box_diagonal"], help="NME normaliser (default: interocular)")
     evaluate.add_argument("--ced", type=Path, metavar="PNG", help="save the CED curves to this PNG file")
     evaluate.add_argument("--threads", type=int, default=2, help="CPU threads for torch (default: 2)")
-    evaluate.add_argument("--precision", default="auto", choices=["auto", "fp32", "bf16", "int8"],
-                          help="network precision: auto (bfloat16 on CPUs with native support, else float32), fp32, bf16, "
-                         "or int8 (CPU only, fastest, needs the model's calibration.safetensors) (default: auto)")
+    evaluate.add_argument("--precision", default="auto", choices=PRECISION_CHOICES, help=PRECISION_HELP)
     evaluate.set_defaults(func=cmd_evaluate)
 
 

@@ -6,8 +6,8 @@ Usage:
 Faces are the committed fixture crops (16-32 px) repeated to ``--faces``. Stages run in turn,
 ``--repeat`` rounds, and the median and best time over all faces are reported; totals count
 everything from uint8 crops to points in crop pixels. Also reported: what channels-last
-memory, batch-norm fusion, a TorchScript trace, bfloat16 weights and int8 quantization each change, the decoding
-share of G2's time, O-Net's forward pass in bfloat16 for reference, and training seconds per
+memory, batch-norm fusion, a TorchScript trace, bfloat16 weights and int8 quantization each
+change, the decoding share of G2's time, O-Net's forward pass in bfloat16 for reference, and training seconds per
 epoch on 5,381 faces in float32 and in bfloat16 autocast (estimated from ``--train-batches``
 batches of the default preset).
 """
@@ -107,7 +107,6 @@ def main() -> int:
                 chunk = torch.from_numpy(onet_inputs[s : s + 64])
                 onet_bf16(((chunk.permute(0, 3, 1, 2).float() - 127.5) / 128.0).to(torch.bfloat16))
 
-    precision = "bfloat16" if predictor.dtype == torch.bfloat16 else "float32"
 
     stages = {
         "resize crops to 32x32 (OpenCV)": lambda: stack_inputs(images, raw.config.input_size),
@@ -152,7 +151,7 @@ def main() -> int:
     print(f"speed ratios from the best runs: G2 (no flip) / O-Net: {t_onet / t_total:.2f}x; with flip: {t_onet / t_total_flip:.2f}x; "
           f"int8, no flip: {t_onet / t_int8:.2f}x")
     print(f"decoding share of G2 total (no flip): {100 * t_decode / t_total:.1f}%; int8: {100 * t_decode / t_int8:.1f}%")
-    print(f"Predictor precision on this CPU: {precision}")
+    print(f"Predictor precision on this CPU: {predictor.precision}")
 
     if args.train_batches:
         from s2ld_core.train import TrainConfig, train

@@ -18,10 +18,10 @@ LEFT_EYE, RIGHT_EYE = 0, 1
 
 
 def interocular(gt_xy: np.ndarray) -> np.ndarray:
-    """Return the eye distance of points (..., 5, 2), shape (...); NaN where an eye is NaN or the eyes coincide.
+    """Return the eye distance of points (..., 5, 2), shape (...), with NaN where an eye is NaN.
 
-    A zero distance cannot normalise an error, so it is NaN too, and such a face drops out of
-    NME means instead of giving an infinite error.
+    Coinciding eyes also give NaN, because a zero distance cannot normalise an error. Such a
+    face drops out of NME means instead of giving an infinite error.
     """
     gt_xy = np.asarray(gt_xy, dtype=np.float64)
     distance = np.linalg.norm(gt_xy[..., LEFT_EYE, :] - gt_xy[..., RIGHT_EYE, :], axis=-1)

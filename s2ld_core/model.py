@@ -67,6 +67,17 @@ class G2Config:
     def to_dict(self) -> dict:
         return asdict(self)
 
+    @staticmethod
+    def parse_widths(text: str) -> tuple[int, int, int, int]:
+        """Parse four comma-separated layer widths such as "16,32,64,96"."""
+        try:
+            widths = tuple(int(w) for w in text.split(","))
+        except ValueError:
+            widths = ()
+        if len(widths) != 4 or min(widths) < 1:
+            raise ValueError(f"invalid widths {text!r}; expected four positive integers such as 16,32,64,96")
+        return widths
+
     @classmethod
     def from_dict(cls, data: dict) -> "G2Config":
         known = {k: v for k, v in data.items() if k in cls.__dataclass_fields__}

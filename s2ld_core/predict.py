@@ -102,23 +102,21 @@ class Predictor:
         from s2ld_core.model import fuse_batchnorm
         from s2ld_core.train import cpu_has_bf16, pick_device
 
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
         if threads is not None:
             torch.set_num_threads(threads)
         self.device: torch.device = pick_device(device)
-        self.folder = Path(checkpoint) if checkpoint is not None else DEFAULT_MODEL_DIR
-        model, card = load_checkpoint(self.folder, "cpu")
-        if precision not in PRECISIONS:
-            raise ValueError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
         if precision == "int8" and self.device.type != "cpu":
             raise ValueError(f"precision int8 runs on the CPU only, not on {self.device}; use fp32 or bf16 there")
-        use_bf16 = precision == "bf16" or (precision == "auto" and self.device.type == "cpu" and cpu_has_bf16())
-        self.dtype: torch.dtype = torch.bfloat16 if use_bf16 else torch.float32
-        if precision == "int8":
-            self.precision = "int8"
-        elif use_bf16:
-            self.precision = "bf16"
-        else:
-            self.precision = "fp32"
+        if precision == "auto":
+            precision = "bf16" if self.device.type == "cpu" and cpu_has_bf16() else "fp32"
+        #: The precision in use: "fp32", "bf16" or "int8" ("auto" resolved).
+        self.precision = precision
+        # The int8 network takes float32 inputs, like the float32 one.
+        self.dtype: torch.dtype = torch.bfloat16 if precision == "bf16" else torch.float32
+        self.folder = Path(checkpoint) if checkpoint is not None else DEFAULT_MODEL_DIR
+        model, card = load_checkpoint(self.folder, "cpu")
         if precision == "int8":
             from s2ld_core.quantize import load_calibration, quantize_int8
 

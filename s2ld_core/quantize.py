@@ -2,8 +2,8 @@
 
 The network is quantized with torch's FX graph mode (x86 engine, per-channel int8 weights,
 uint8 activations). Activation ranges come from a calibration set of network inputs stored
-beside the weights as ``calibration.safetensors`` (uint8, N x S x S x 3), so loading stays free
-of pickle and the same inputs give the same int8 network on every machine.
+beside the weights as ``calibration.safetensors`` (uint8, N x S x S x 3). Loading it needs no
+pickle, and the same inputs give the same int8 network on every machine.
 
 Write the calibration set of a checkpoint (faces of the cnn_facepoint train split)::
 
@@ -67,7 +67,8 @@ def load_calibration(folder: str | Path, size: int) -> np.ndarray:
     inputs = load_file(str(path)).get("inputs")
     if inputs is None or inputs.dtype != np.uint8 or inputs.ndim != 4 or inputs.shape[1:] != (size, size, 3):
         shape = None if inputs is None else inputs.shape
-        raise ValueError(f"{path} holds inputs of shape {shape}; expected uint8 N x {size} x {size} x 3")
+        raise ValueError(f"{path} contains inputs of shape {shape}, which is invalid; expected uint8 N x {size} x {size} x 3. "
+                         "Write it again with python -m s2ld_core.quantize")
     return inputs
 
 

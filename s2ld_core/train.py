@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import dataclasses
 import logging
 import math
 import time
@@ -161,12 +162,12 @@ def cpu_has_bf16() -> bool:
 
 
 def heatmap_loss(output: torch.Tensor, target: torch.Tensor, kind: str = "mse") -> torch.Tensor:
-    """Per-channel loss (N, C) of ``output`` against ``target`` heatmaps, summed over pixels.
+    """Compute the per-channel loss (N, C) of ``output`` against ``target`` heatmaps, summed over pixels.
 
     "mse" is the squared error. "awing" is the adaptive wing loss of Wang, Bo and Fuxin
-    (ICCV 2019; omega 14, theta 0.5, epsilon 1, alpha 2.1), which penalises small errors near
-    a peak more than the squared error does, with foreground pixels (target above 0.2 after
-    a 3 x 3 dilation) weighted 10 times.
+    (ICCV 2019) with omega 14, theta 0.5, epsilon 1 and alpha 2.1. It penalises small errors
+    near a peak more than the squared error does. Foreground pixels (target above 0.2 after a
+    3 x 3 dilation) weigh 10 times as much as the rest.
     """
     if kind == "mse":
         return ((output - target) ** 2).sum(dim=(2, 3))
@@ -449,7 +450,11 @@ def main(argv: list[str] | None = None) -> int:
     if args.lr:
         config.lr = args.lr
     if args.widths:
-        config.model = G2Config(**{**config.model.to_dict(), "widths": tuple(int(w) for w in args.widths.split(","))})
+        try:
+            widths = G2Config.parse_widths(args.widths)
+        except ValueError as exc:
+            parser.error(str(exc))
+        config.model = dataclasses.replace(config.model, widths=widths)
     if args.loss:
         config.loss = args.loss
     if args.sigma:

@@ -425,7 +425,7 @@ def run(args: argparse.Namespace, emit: Callable[[dict], None], stop: threading.
             initial_state, model_config = model.state_dict(), model.config
             sigma = card.heatmap.get("sigma")
         elif args.widths:
-            model_config = G2Config(widths=tuple(int(w) for w in args.widths.split(",")))
+            model_config = G2Config(widths=G2Config.parse_widths(args.widths))
 
         split = validation_split(project, args.val_fraction)
         label_args = dict(source=args.source, annotator=args.annotator, min_annotators=args.min_annotators)

@@ -107,3 +107,13 @@ def test_predict_module_imports_without_torch():
     code = "import sys, s2ld_core.predict, s2ld_core.metrics, s2ld_core.heatmaps; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_parse_widths_accepts_four_integers():
+    assert G2Config.parse_widths("16,32,64,96") == (16, 32, 64, 96)
+
+
+@pytest.mark.parametrize("text", ["16,32,64", "16,32,64,x", "16,32,0,96", ""])
+def test_parse_widths_rejects_bad_text(text):
+    with pytest.raises(ValueError, match="expected four positive integers"):
+        G2Config.parse_widths(text)
